@@ -1,0 +1,477 @@
+//! Request bodies of RUNE's job kinds, with the original field names and defaults.
+//!
+//! Two generations of the original client exist: rune-bench 0.0.0a5 sends flat
+//! provisioning fields (`vastai`, `template_hash`, `min_dph`, …) and later versions send
+//! `provisioning: {vastai: {…}}`. Both are accepted and normalised into one shape, so a
+//! stored request always reads the same. Every request is validated in full at submit
+//! time and every problem is reported at once (see [`crate::validate`]).
+
+use crate::job::JobKind;
+use crate::validate::{FieldReader, ValidationErrors};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Maximum model name length.
+pub const MAX_MODEL_LEN: usize = 128;
+/// Maximum question length, in characters.
+pub const MAX_QUESTION_LEN: usize = 100_000;
+/// Maximum backend URL length.
+pub const MAX_BACKEND_URL_LEN: usize = 2048;
+/// Maximum Vast.ai template hash length.
+pub const MAX_TEMPLATE_HASH_LEN: usize = 256;
+/// Maximum kubeconfig path length.
+pub const MAX_KUBECONFIG_LEN: usize = 4096;
+/// Maximum agent name length.
+pub const MAX_AGENT_LEN: usize = 64;
+/// Maximum backend type length.
+pub const MAX_BACKEND_TYPE_LEN: usize = 64;
+/// Maximum suite name or path length.
+pub const MAX_SUITE_LEN: usize = 256;
+
+/// The question asked when none is given (the original's default).
+pub const DEFAULT_QUESTION: &str = "What is unhealthy in this Kubernetes cluster?";
+/// The model used when none is given (the original's default).
+pub const DEFAULT_MODEL: &str = "llama3.1:8b";
+/// The original's default Vast.ai template.
+pub const DEFAULT_TEMPLATE_HASH: &str = "c166c11f035d3a97871a23bd32ca6aba";
+/// Backend protocols RUNE speaks.
+pub const BACKEND_TYPES: [&str; 2] = ["ollama", "openai"];
+
+/// Vast.ai provisioning parameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VastAiProvisioning {
+    /// Vast.ai template to start.
+    pub template_hash: String,
+    /// Lowest acceptable price, dollars per hour.
+    pub min_dph: f64,
+    /// Highest acceptable price, dollars per hour.
+    pub max_dph: f64,
+    /// Minimum host reliability, 0..1.
+    pub reliability: f64,
+    /// Destroy the instance when the job ends.
+    pub stop_instance: bool,
+}
+
+/// Where the model runs when it is not an existing server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Provisioning {
+    /// Rent a GPU on Vast.ai.
+    pub vastai: Option<VastAiProvisioning>,
+}
+
+/// `agentic-agent`: ask one agent one question.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunAgenticAgentRequest {
+    /// The question.
+    pub question: String,
+    /// Model name as the backend knows it.
+    pub model: String,
+    /// Backend base URL.
+    pub backend_url: Option<String>,
+    /// Load the model before asking.
+    pub backend_warmup: bool,
+    /// Seconds to wait for warm-up.
+    pub backend_warmup_timeout: u64,
+    /// Backend protocol.
+    pub backend_type: String,
+    /// Kubeconfig path for agents that inspect a cluster.
+    pub kubeconfig: Option<String>,
+    /// Agent name.
+    pub agent: String,
+}
+
+/// `benchmark`: provision or reuse a backend, run an agent, score, tear down.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunBenchmarkRequest {
+    /// Provisioning, when the backend is not an existing server.
+    pub provisioning: Option<Provisioning>,
+    /// Backend base URL (required without provisioning).
+    pub backend_url: Option<String>,
+    /// The single question asked when no suite is given.
+    pub question: String,
+    /// Model name.
+    pub model: String,
+    /// Load the model before asking.
+    pub backend_warmup: bool,
+    /// Seconds to wait for warm-up.
+    pub backend_warmup_timeout: u64,
+    /// Kubeconfig path.
+    pub kubeconfig: String,
+    /// Require hardware attestation before running.
+    pub attestation_required: bool,
+    /// Backend protocol.
+    pub backend_type: String,
+    /// Agent name (the original always used holmes).
+    pub agent: String,
+    /// Suite name or path; without it the single `question` is asked.
+    pub suite: Option<String>,
+    /// How many times each case runs.
+    pub repetitions: u64,
+    /// Pass mark for the mean score, 0..1.
+    pub threshold: Option<f64>,
+}
+
+/// `llm-instance`: provision or check an LLM server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunLlmInstanceRequest {
+    /// Provisioning, when the backend is not an existing server.
+    pub provisioning: Option<Provisioning>,
+    /// Backend base URL (required without provisioning).
+    pub backend_url: Option<String>,
+    /// Backend protocol.
+    pub backend_type: String,
+}
+
+/// `cost-estimate`: pre-flight cost estimate (the original's fields and defaults).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CostEstimationRequest {
+    /// Price a Vast.ai rental.
+    pub vastai: bool,
+    /// Price AWS.
+    pub aws: bool,
+    /// Price GCP.
+    pub gcp: bool,
+    /// Price Azure.
+    pub azure: bool,
+    /// Lowest Vast.ai price, $/h.
+    pub min_dph: f64,
+    /// Highest Vast.ai price, $/h.
+    pub max_dph: f64,
+    /// Price local hardware (energy + amortisation).
+    pub local_hardware: bool,
+    /// Local GPU power draw, watts.
+    pub local_tdp_watts: f64,
+    /// Local energy price, $/kWh.
+    pub local_energy_rate_kwh: f64,
+    /// Local hardware purchase price, $.
+    pub local_hardware_purchase_price: f64,
+    /// Local hardware lifespan, years.
+    pub local_hardware_lifespan_years: f64,
+    /// Model to price.
+    pub model: String,
+    /// Expected run length, seconds.
+    pub estimated_duration_seconds: u64,
+}
+
+/// A validated request of any kind.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum JobRequest {
+    /// `benchmark`.
+    Benchmark(RunBenchmarkRequest),
+    /// `agentic-agent`.
+    AgenticAgent(RunAgenticAgentRequest),
+    /// `llm-instance`.
+    LlmInstance(RunLlmInstanceRequest),
+    /// `cost-estimate`.
+    CostEstimate(CostEstimationRequest),
+}
+
+impl JobRequest {
+    /// Parses and validates the body of a `kind` job, reporting every problem at once.
+    pub fn parse(kind: JobKind, body: &Value) -> Result<Self, ValidationErrors> {
+        match kind {
+            JobKind::Benchmark => parse_benchmark(body).map(JobRequest::Benchmark),
+            JobKind::AgenticAgent => parse_agentic(body).map(JobRequest::AgenticAgent),
+            JobKind::LlmInstance => parse_llm_instance(body).map(JobRequest::LlmInstance),
+            JobKind::CostEstimate => parse_cost(body).map(JobRequest::CostEstimate),
+            JobKind::LlmLoad | JobKind::Suite => Err(ValidationErrors::single(
+                "$",
+                format!("job kind `{kind}` is not available in this build of RUNE; upgrade to a release that lists it in `rune info`"),
+            )),
+        }
+    }
+
+    /// The canonical JSON text stored in `jobs.request_json` (keys sorted).
+    pub fn to_canonical_json(&self) -> String {
+        // Serialising a typed struct cannot fail: no maps with non-string keys, no
+        // non-finite floats (validation rejected them).
+        let value = serde_json::to_value(self).unwrap_or(Value::Null);
+        value.to_string()
+    }
+}
+
+fn check_backend_url(r: &mut FieldReader<'_>, url: &Option<String>, required: bool) {
+    match url {
+        None if required => r.error(
+            "backend_url",
+            "is required unless provisioning.vastai is set; give the server's base URL, e.g. http://localhost:11434",
+        ),
+        Some(u) if !(u.starts_with("http://") || u.starts_with("https://")) || u.len() <= "http://".len() => {
+            r.error("backend_url", "must be an http:// or https:// URL, e.g. http://localhost:11434")
+        }
+        _ => {}
+    }
+}
+
+fn backend_type(r: &mut FieldReader<'_>) -> String {
+    let t = r.string("backend_type", "ollama", MAX_BACKEND_TYPE_LEN, true);
+    if !t.is_empty() && !BACKEND_TYPES.contains(&t.as_str()) {
+        r.error("backend_type", format!("`{t}` is not supported; expected one of: {}", BACKEND_TYPES.join(", ")));
+    }
+    t
+}
+
+fn agent_name(r: &mut FieldReader<'_>) -> String {
+    let agent = r.string("agent", "holmes", MAX_AGENT_LEN, true);
+    if !agent.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')) {
+        r.error("agent", "may contain only letters, digits, '-', '_' and '.'");
+    }
+    agent
+}
+
+fn vastai_fields(r: &mut FieldReader<'_>, stop_field: &'static str, stop_default: bool) -> VastAiProvisioning {
+    let template_hash = r.string("template_hash", DEFAULT_TEMPLATE_HASH, MAX_TEMPLATE_HASH_LEN, true);
+    let min_dph = r.f64_in("min_dph", 2.3, 0.0, 1_000.0);
+    let max_dph = r.f64_in("max_dph", 3.0, 0.0, 1_000.0);
+    let reliability = r.f64_in("reliability", 0.99, 0.0, 1.0);
+    let stop_instance = r.bool(stop_field, stop_default);
+    if min_dph > max_dph {
+        r.error("min_dph", format!("{min_dph} is above max_dph {max_dph}; swap them or widen the range"));
+    }
+    VastAiProvisioning { template_hash, min_dph, max_dph, reliability, stop_instance }
+}
+
+/// Reads `provisioning` (nested form) or the 0.0.0a5 flat fields; both at once is an
+/// error because they could disagree.
+fn provisioning(r: &mut FieldReader<'_>, flat_stop_field: Option<&'static str>) -> Option<Provisioning> {
+    let nested = r.raw("provisioning");
+    let flat_vastai = r.bool("vastai", false);
+    if let Some(nested) = nested {
+        let mut p = FieldReader::new(nested, "provisioning");
+        let vastai = p.raw("vastai").map(|v| {
+            let mut vr = FieldReader::new(v, "provisioning.vastai");
+            let out = vastai_fields(&mut vr, "stop_instance", false);
+            p.absorb(vr);
+            out
+        });
+        r.absorb(p);
+        if flat_vastai {
+            r.error("vastai", "give either `provisioning.vastai` or the flat `vastai` fields, not both");
+        }
+        return Some(Provisioning { vastai });
+    }
+    // Flat 0.0.0a5 form: the fields are present even when vastai is false; read them so
+    // they are validated and not reported as unknown, but only keep them when enabled.
+    let stop_field = flat_stop_field.unwrap_or("stop_instance");
+    let fields = vastai_fields(r, stop_field, true);
+    flat_vastai.then_some(Provisioning { vastai: Some(fields) })
+}
+
+fn needs_backend_url(p: &Option<Provisioning>) -> bool {
+    !matches!(p, Some(Provisioning { vastai: Some(_) }))
+}
+
+fn parse_agentic(body: &Value) -> Result<RunAgenticAgentRequest, ValidationErrors> {
+    let mut r = FieldReader::new(body, "");
+    let question = r.string("question", DEFAULT_QUESTION, MAX_QUESTION_LEN, true);
+    let model = r.string("model", DEFAULT_MODEL, MAX_MODEL_LEN, true);
+    let backend_url = r.opt_string("backend_url", MAX_BACKEND_URL_LEN);
+    check_backend_url(&mut r, &backend_url, true);
+    let backend_warmup = r.bool("backend_warmup", true);
+    let backend_warmup_timeout = r.u64_in("backend_warmup_timeout", 90, 1, 86_400);
+    let backend_type = backend_type(&mut r);
+    let kubeconfig = r.opt_string("kubeconfig", MAX_KUBECONFIG_LEN);
+    let agent = agent_name(&mut r);
+    r.finish()?;
+    Ok(RunAgenticAgentRequest {
+        question,
+        model,
+        backend_url,
+        backend_warmup,
+        backend_warmup_timeout,
+        backend_type,
+        kubeconfig,
+        agent,
+    })
+}
+
+fn parse_benchmark(body: &Value) -> Result<RunBenchmarkRequest, ValidationErrors> {
+    let mut r = FieldReader::new(body, "");
+    let provisioning = provisioning(&mut r, Some("vastai_stop_instance"));
+    let backend_url = r.opt_string("backend_url", MAX_BACKEND_URL_LEN);
+    check_backend_url(&mut r, &backend_url, needs_backend_url(&provisioning));
+    let question = r.string("question", DEFAULT_QUESTION, MAX_QUESTION_LEN, true);
+    let model = r.string("model", DEFAULT_MODEL, MAX_MODEL_LEN, true);
+    let backend_warmup = r.bool("backend_warmup", true);
+    let backend_warmup_timeout = r.u64_in("backend_warmup_timeout", 90, 1, 86_400);
+    let kubeconfig = r.string("kubeconfig", "", MAX_KUBECONFIG_LEN, false);
+    let attestation_required = r.bool("attestation_required", false);
+    let backend_type = backend_type(&mut r);
+    let agent = agent_name(&mut r);
+    let suite = r.opt_string("suite", MAX_SUITE_LEN);
+    let repetitions = r.u64_in("repetitions", 1, 1, 100);
+    let threshold = r.raw("threshold").map(|_| r.f64_in("threshold", 0.0, 0.0, 1.0));
+    r.finish()?;
+    Ok(RunBenchmarkRequest {
+        provisioning,
+        backend_url,
+        question,
+        model,
+        backend_warmup,
+        backend_warmup_timeout,
+        kubeconfig,
+        attestation_required,
+        backend_type,
+        agent,
+        suite,
+        repetitions,
+        threshold,
+    })
+}
+
+fn parse_llm_instance(body: &Value) -> Result<RunLlmInstanceRequest, ValidationErrors> {
+    let mut r = FieldReader::new(body, "");
+    let provisioning = provisioning(&mut r, None);
+    let backend_url = r.opt_string("backend_url", MAX_BACKEND_URL_LEN);
+    check_backend_url(&mut r, &backend_url, needs_backend_url(&provisioning));
+    let backend_type = backend_type(&mut r);
+    r.finish()?;
+    Ok(RunLlmInstanceRequest { provisioning, backend_url, backend_type })
+}
+
+fn parse_cost(body: &Value) -> Result<CostEstimationRequest, ValidationErrors> {
+    let mut r = FieldReader::new(body, "");
+    let req = CostEstimationRequest {
+        vastai: r.bool("vastai", false),
+        aws: r.bool("aws", false),
+        gcp: r.bool("gcp", false),
+        azure: r.bool("azure", false),
+        min_dph: r.f64_in("min_dph", 0.0, 0.0, 1_000.0),
+        max_dph: r.f64_in("max_dph", 0.0, 0.0, 1_000.0),
+        local_hardware: r.bool("local_hardware", false),
+        local_tdp_watts: r.f64_in("local_tdp_watts", 0.0, 0.0, 100_000.0),
+        local_energy_rate_kwh: r.f64_in("local_energy_rate_kwh", 0.0, 0.0, 100.0),
+        local_hardware_purchase_price: r.f64_in("local_hardware_purchase_price", 0.0, 0.0, 10_000_000.0),
+        local_hardware_lifespan_years: r.f64_in("local_hardware_lifespan_years", 0.0, 0.0, 50.0),
+        model: r.string("model", "", MAX_MODEL_LEN, false),
+        estimated_duration_seconds: r.u64_in("estimated_duration_seconds", 3600, 1, 30 * 86_400),
+    };
+    if req.min_dph > req.max_dph {
+        r.error("min_dph", format!("{} is above max_dph {}; swap them", req.min_dph, req.max_dph));
+    }
+    if req.local_hardware && req.local_hardware_lifespan_years == 0.0 && req.local_hardware_purchase_price > 0.0 {
+        r.error("local_hardware_lifespan_years", "must be above 0 when a purchase price is given");
+    }
+    r.finish()?;
+    Ok(req)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn fields(kind: JobKind, body: Value) -> Vec<String> {
+        JobRequest::parse(kind, &body).unwrap_err().fields().iter().map(|e| e.field.clone()).collect()
+    }
+
+    /// Defaults match the original contracts when only the required field is given.
+    #[test]
+    fn agentic_defaults() {
+        let JobRequest::AgenticAgent(r) =
+            JobRequest::parse(JobKind::AgenticAgent, &json!({"backend_url": "http://o:11434"})).unwrap()
+        else {
+            panic!("wrong kind")
+        };
+        assert_eq!(r.question, DEFAULT_QUESTION);
+        assert_eq!(r.model, DEFAULT_MODEL);
+        assert!(r.backend_warmup);
+        assert_eq!(r.backend_warmup_timeout, 90);
+        assert_eq!(r.backend_type, "ollama");
+        assert_eq!(r.agent, "holmes");
+    }
+
+    /// Length limits: model 128, question 100 000, backend_url 2048; all reported at once.
+    #[test]
+    fn length_limits_all_reported() {
+        let body = json!({
+            "model": "m".repeat(129),
+            "question": "q".repeat(100_001),
+            "backend_url": format!("http://{}", "h".repeat(2048)),
+        });
+        assert_eq!(fields(JobKind::AgenticAgent, body), ["question", "model", "backend_url", "backend_url"]);
+        let ok = json!({"model": "m".repeat(128), "question": "q".repeat(100_000), "backend_url": "http://x"});
+        assert!(JobRequest::parse(JobKind::AgenticAgent, &ok).is_ok());
+    }
+
+    /// The 0.0.0a5 flat body (as its CLI sends it) is accepted and normalised.
+    #[test]
+    fn benchmark_flat_0_0_0a5_form() {
+        let body = json!({
+            "vastai": true, "template_hash": "abc", "min_dph": 1.0, "max_dph": 2.0, "reliability": 0.9,
+            "backend_url": null, "question": "q", "model": "m", "backend_warmup": false,
+            "backend_warmup_timeout": 5, "kubeconfig": "/k", "vastai_stop_instance": true,
+            "attestation_required": false, "backend_type": "ollama"
+        });
+        let JobRequest::Benchmark(r) = JobRequest::parse(JobKind::Benchmark, &body).unwrap() else { panic!() };
+        let v = r.provisioning.unwrap().vastai.unwrap();
+        assert_eq!((v.template_hash.as_str(), v.min_dph, v.max_dph, v.stop_instance), ("abc", 1.0, 2.0, true));
+        // Flat form with vastai off needs a URL and keeps no provisioning.
+        let off = json!({"vastai": false, "template_hash": "abc", "min_dph": 1.0, "max_dph": 2.0,
+                         "reliability": 0.9, "backend_url": "http://o:11434"});
+        let JobRequest::Benchmark(r) = JobRequest::parse(JobKind::Benchmark, &off).unwrap() else { panic!() };
+        assert!(r.provisioning.is_none());
+    }
+
+    /// The nested form validates inside `provisioning.vastai` with full paths.
+    #[test]
+    fn benchmark_nested_errors_have_paths() {
+        let body = json!({"provisioning": {"vastai": {"min_dph": 5.0, "max_dph": 1.0, "reliability": 2, "x": 1}}});
+        let f = fields(JobKind::Benchmark, body);
+        assert_eq!(
+            f,
+            ["provisioning.vastai.reliability", "provisioning.vastai.min_dph", "provisioning.vastai.x"]
+        );
+    }
+
+    /// Missing backend URL, unknown backend type, bad agent and unknown fields together.
+    #[test]
+    fn benchmark_many_errors() {
+        let body = json!({"backend_type": "bedrock", "agent": "a b", "repetitions": 0, "threshold": 1.5, "nope": 1});
+        assert_eq!(
+            fields(JobKind::Benchmark, body),
+            ["backend_url", "backend_type", "agent", "repetitions", "threshold", "nope"]
+        );
+    }
+
+    /// Wrong JSON types name the expected type.
+    #[test]
+    fn wrong_types() {
+        let errs = JobRequest::parse(
+            JobKind::AgenticAgent,
+            &json!({"backend_url": 3, "backend_warmup": "yes", "backend_warmup_timeout": -1}),
+        )
+        .unwrap_err();
+        let text = errs.to_string();
+        assert!(text.contains("backend_url: expected a string, found a number"), "{text}");
+        assert!(text.contains("backend_warmup: expected true or false"), "{text}");
+        assert!(text.contains("backend_warmup_timeout: -1 is out of range"), "{text}");
+    }
+
+    /// Cost requests accept the original's all-default body and reject bad numbers.
+    #[test]
+    fn cost_estimate() {
+        assert!(JobRequest::parse(JobKind::CostEstimate, &json!({})).is_ok());
+        assert_eq!(
+            fields(JobKind::CostEstimate, json!({"min_dph": 3, "max_dph": 1, "estimated_duration_seconds": 0})),
+            ["estimated_duration_seconds", "min_dph"]
+        );
+    }
+
+    /// Canonical JSON has sorted keys, so equal requests hash equally.
+    #[test]
+    fn canonical_json_sorted() {
+        let r = JobRequest::parse(JobKind::LlmInstance, &json!({"backend_url": "http://o"})).unwrap();
+        assert_eq!(
+            r.to_canonical_json(),
+            r#"{"backend_type":"ollama","backend_url":"http://o","provisioning":null}"#
+        );
+    }
+
+    /// Kinds without a contract in this build are refused, not accepted and failed later.
+    #[test]
+    fn unavailable_kinds_refused() {
+        assert!(JobRequest::parse(JobKind::LlmLoad, &json!({})).unwrap_err().to_string().contains("not available"));
+    }
+}

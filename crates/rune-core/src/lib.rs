@@ -1,0 +1,43 @@
+//! Domain types and pure logic shared by every RUNE component.
+//!
+//! `rune-core` owns the contracts that the CLI, the API server, the UI and the operator
+//! agree on. It performs no I/O: no sockets, no files, no database, no async runtime, so
+//! every rule here can be tested exhaustively and reused anywhere.
+//!
+//! # Layout
+//!
+//! - [`job`]: job kinds, the [`JobStatus`] state machine, identifiers and the stored job
+//!   record.
+//! - [`contracts`]: request bodies of the four RUNE job kinds, with the original field
+//!   names and defaults, validated all at once.
+//! - [`validate`]: field-level error collection used by the contracts.
+//! - [`time`]: the millisecond-exact [`Timestamp`] stored as epoch seconds.
+//! - [`records`]: events, artifacts, chain state, schedules and settings as stored.
+//! - [`digest`]: the engine-neutral job-history digest used by backups and `verify`.
+//!
+//! # Example
+//!
+//! ```
+//! use rune_core::{contracts::JobRequest, JobKind, JobStatus};
+//!
+//! let body = serde_json::json!({"question": "", "model": "llama3.1:8b"});
+//! let err = JobRequest::parse(JobKind::AgenticAgent, &body).unwrap_err();
+//! // Every problem is reported at once, each naming its field.
+//! assert!(err.fields().iter().any(|e| e.field == "question"));
+//! assert!(err.fields().iter().any(|e| e.field == "backend_url"));
+//! assert!(JobStatus::Queued.can_transition_to(JobStatus::Running));
+//! assert!(!JobStatus::Succeeded.can_transition_to(JobStatus::Failed));
+//! ```
+#![deny(missing_docs)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+pub mod contracts;
+pub mod digest;
+pub mod job;
+pub mod records;
+pub mod time;
+pub mod validate;
+
+pub use job::{JobId, JobKind, JobRecord, JobStatus, TenantId};
+pub use time::Timestamp;
+pub use validate::{FieldError, ValidationErrors};

@@ -1,0 +1,125 @@
+//! Timestamps with microsecond resolution that round-trip through both databases.
+//!
+//! The original RUNE stored `time.time()` floats (epoch seconds) in `REAL` columns. RUNE
+//! keeps that column type so an adopted database needs no rewrite, and keeps every value
+//! as whole microseconds in memory so comparisons and cursors are exact. A double holds
+//! any epoch-microsecond value up to the year 2255 exactly, so the float column loses
+//! nothing.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A point in time as whole microseconds since the Unix epoch (UTC).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Timestamp(i64);
+
+impl Timestamp {
+    /// The current wall-clock time. Timestamps are wall-clock on purpose: they are
+    /// compared across processes and hosts, never used to measure durations.
+    pub fn now() -> Self {
+        let since = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        Self(since.as_micros() as i64)
+    }
+
+    /// Builds a timestamp from whole microseconds since the epoch.
+    pub const fn from_micros(micros: i64) -> Self {
+        Self(micros)
+    }
+
+    /// Builds a timestamp from whole milliseconds since the epoch.
+    pub const fn from_millis(millis: i64) -> Self {
+        Self(millis * 1_000)
+    }
+
+    /// Converts the float epoch seconds found in the database, rounding to the nearest
+    /// microsecond (values written by RUNE convert back exactly).
+    pub fn from_epoch_seconds(seconds: f64) -> Self {
+        Self((seconds * 1_000_000.0).round() as i64)
+    }
+
+    /// The value written to the database's `REAL`/`DOUBLE PRECISION` columns.
+    pub fn as_epoch_seconds(self) -> f64 {
+        self.0 as f64 / 1_000_000.0
+    }
+
+    /// Whole microseconds since the epoch.
+    pub const fn as_micros(self) -> i64 {
+        self.0
+    }
+
+    /// Whole milliseconds since the epoch (floor), the unit used in digests so a value
+    /// hashes identically on every engine.
+    pub const fn as_millis(self) -> i64 {
+        self.0.div_euclid(1_000)
+    }
+
+    /// This timestamp moved forward by `millis` milliseconds (backwards when negative).
+    pub const fn plus_millis(self, millis: i64) -> Self {
+        Self(self.0 + millis * 1_000)
+    }
+
+    /// Formats as RFC 3339 UTC with millisecond precision, e.g. `2026-11-27T10:49:25.123Z`.
+    pub fn to_rfc3339(self) -> String {
+        let secs = self.0.div_euclid(1_000_000);
+        let millis = self.0.rem_euclid(1_000_000) / 1_000;
+        let days = secs.div_euclid(86_400);
+        let rem = secs.rem_euclid(86_400);
+        let (y, m, d) = civil_from_days(days);
+        format!(
+            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+            rem / 3600,
+            (rem % 3600) / 60,
+            rem % 60
+        )
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_rfc3339())
+    }
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian (year, month, day); Howard Hinnant's
+/// algorithm, exact for every i64 day count we can meet.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every microsecond value in a realistic range survives the float column exactly.
+    #[test]
+    fn epoch_seconds_round_trip_is_exact() {
+        for micros in [0_i64, 1, 999_999, 1_764_240_565_123_456, 4_102_444_800_000_001] {
+            let ts = Timestamp::from_micros(micros);
+            assert_eq!(Timestamp::from_epoch_seconds(ts.as_epoch_seconds()), ts);
+        }
+    }
+
+    /// RFC 3339 rendering matches known instants, including before the epoch.
+    #[test]
+    fn rfc3339_known_values() {
+        assert_eq!(Timestamp::from_micros(0).to_rfc3339(), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            Timestamp::from_millis(1_795_776_565_123).to_rfc3339(),
+            "2026-11-27T10:49:25.123Z"
+        );
+        assert_eq!(Timestamp::from_millis(-1).to_rfc3339(), "1969-12-31T23:59:59.999Z");
+        assert_eq!(Timestamp::from_millis(951_782_400_000).to_rfc3339(), "2000-02-29T00:00:00.000Z");
+    }
+}
