@@ -419,10 +419,7 @@ mod tests {
     fn benchmark_nested_errors_have_paths() {
         let body = json!({"provisioning": {"vastai": {"min_dph": 5.0, "max_dph": 1.0, "reliability": 2, "x": 1}}});
         let f = fields(JobKind::Benchmark, body);
-        assert_eq!(
-            f,
-            ["provisioning.vastai.reliability", "provisioning.vastai.min_dph", "provisioning.vastai.x"]
-        );
+        assert_eq!(f, ["provisioning.vastai.reliability", "provisioning.vastai.min_dph", "provisioning.vastai.x"]);
     }
 
     /// Missing backend URL, unknown backend type, bad agent and unknown fields together.
@@ -463,10 +460,7 @@ mod tests {
     #[test]
     fn canonical_json_sorted() {
         let r = JobRequest::parse(JobKind::LlmInstance, &json!({"backend_url": "http://o"})).unwrap();
-        assert_eq!(
-            r.to_canonical_json(),
-            r#"{"backend_type":"ollama","backend_url":"http://o","provisioning":null}"#
-        );
+        assert_eq!(r.to_canonical_json(), r#"{"backend_type":"ollama","backend_url":"http://o","provisioning":null}"#);
     }
 
     /// Kinds without a contract in this build are refused, not accepted and failed later.

@@ -62,7 +62,9 @@ impl fmt::Display for JobKind {
 
 /// A job kind name that RUNE does not know.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown job kind `{0}`; expected one of: benchmark, agentic-agent, llm-instance, cost-estimate, llm-load, suite")]
+#[error(
+    "unknown job kind `{0}`; expected one of: benchmark, agentic-agent, llm-instance, cost-estimate, llm-load, suite"
+)]
 pub struct UnknownJobKind(pub String);
 
 impl FromStr for JobKind {

@@ -18,9 +18,7 @@ impl Timestamp {
     /// The current wall-clock time. Timestamps are wall-clock on purpose: they are
     /// compared across processes and hosts, never used to measure durations.
     pub fn now() -> Self {
-        let since = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
+        let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         Self(since.as_micros() as i64)
     }
 
@@ -68,12 +66,7 @@ impl Timestamp {
         let days = secs.div_euclid(86_400);
         let rem = secs.rem_euclid(86_400);
         let (y, m, d) = civil_from_days(days);
-        format!(
-            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-            rem / 3600,
-            (rem % 3600) / 60,
-            rem % 60
-        )
+        format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z", rem / 3600, (rem % 3600) / 60, rem % 60)
     }
 }
 
@@ -115,10 +108,7 @@ mod tests {
     #[test]
     fn rfc3339_known_values() {
         assert_eq!(Timestamp::from_micros(0).to_rfc3339(), "1970-01-01T00:00:00.000Z");
-        assert_eq!(
-            Timestamp::from_millis(1_795_776_565_123).to_rfc3339(),
-            "2026-11-27T10:49:25.123Z"
-        );
+        assert_eq!(Timestamp::from_millis(1_795_776_565_123).to_rfc3339(), "2026-11-27T10:49:25.123Z");
         assert_eq!(Timestamp::from_millis(-1).to_rfc3339(), "1969-12-31T23:59:59.999Z");
         assert_eq!(Timestamp::from_millis(951_782_400_000).to_rfc3339(), "2000-02-29T00:00:00.000Z");
     }

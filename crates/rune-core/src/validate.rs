@@ -188,10 +188,8 @@ impl<'a> FieldReader<'a> {
             known.sort_unstable();
             known.dedup();
             let field = self.path(key);
-            self.errors.push(FieldError {
-                field,
-                message: format!("unknown field; expected one of: {}", known.join(", ")),
-            });
+            self.errors
+                .push(FieldError { field, message: format!("unknown field; expected one of: {}", known.join(", ")) });
         }
     }
 

@@ -54,9 +54,38 @@ struct EndLine {
     end: BTreeMap<String, u64>,
 }
 
-/// Writes every data table of `store` to `dest` (atomically: temp file, then rename).
-/// Returns rows per table.
+/// Writes a consistent archive of every data table of `store` to `dest`, even while
+/// the store is being written: PostgreSQL exports every table from one snapshot (its
+/// `backup_to`); SQLite first takes an online copy and exports that. Returns rows per
+/// table.
 pub async fn export(store: &dyn Store, dest: &Path) -> Result<BTreeMap<String, u64>> {
+    match store.engine() {
+        Engine::Postgres => {
+            store.backup_to(dest).await?;
+            let m = manifest_of_archive(dest).await?;
+            Ok(m.table_counts.into_iter().filter(|(_, n)| *n > 0).collect())
+        }
+        Engine::Sqlite => {
+            let mut name = dest.as_os_str().to_owned();
+            name.push(format!(".snapshot-{}.db", std::process::id()));
+            let snapshot = std::path::PathBuf::from(name);
+            let _ = std::fs::remove_file(&snapshot);
+            store.backup_to(&snapshot).await?;
+            let result = async {
+                let copy = crate::sqlite::SqliteStore::open_readonly(&snapshot)?;
+                export_raw(&copy, dest).await
+            }
+            .await;
+            let _ = std::fs::remove_file(&snapshot);
+            result
+        }
+    }
+}
+
+/// Writes the archive by streaming each table from `store` as it is now (tables are
+/// read one after the other; callers that need one point in time use [`export`]).
+/// Atomic: temp file, then rename.
+pub(crate) async fn export_raw(store: &dyn Store, dest: &Path) -> Result<BTreeMap<String, u64>> {
     let status = store.schema_status().await?;
     let header = ArchiveHeader {
         format: ARCHIVE_FORMAT.into(),
@@ -120,14 +149,19 @@ fn read_archive(
         lineno += 1;
         let line = line.map_err(|e| bad(lineno, e.to_string()))?;
         if let Ok(end) = serde_json::from_str::<EndLine>(&line) {
-            if end.end != counts {
+            let nonzero: BTreeMap<String, u64> =
+                end.end.iter().filter(|(_, n)| **n > 0).map(|(t, n)| (t.clone(), *n)).collect();
+            if nonzero != counts {
                 return Err(bad(lineno, format!("row counts {:?} do not match the trailer {:?}", counts, end.end)));
             }
             return Ok((header, counts));
         }
         let row: RowLine = serde_json::from_str(&line).map_err(|e| bad(lineno, format!("not an archive row ({e})")))?;
         if !known_tables.contains(&row.table.as_str()) {
-            return Err(bad(lineno, format!("unknown table `{}` for schema version {}", row.table, header.schema_version)));
+            return Err(bad(
+                lineno,
+                format!("unknown table `{}` for schema version {}", row.table, header.schema_version),
+            ));
         }
         *counts.entry(row.table.clone()).or_default() += 1;
         on_row(&row.table, row.row).map_err(|e| bad(lineno, e.to_string()))?;

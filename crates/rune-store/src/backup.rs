@@ -84,7 +84,10 @@ impl Manifest {
         }
         for (id, entry) in &m.jobs {
             if parse_entry(entry).is_none() {
-                return Err(StoreError::BadBackup { path: path.to_owned(), reason: format!("malformed entry for job {id}") });
+                return Err(StoreError::BadBackup {
+                    path: path.to_owned(),
+                    reason: format!("malformed entry for job {id}"),
+                });
             }
         }
         Ok(m)
@@ -272,7 +275,9 @@ fn fsync_dir(dir: &Path) {
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = tmp_path(path);
     let mut f = std::fs::File::create(&tmp).map_err(|e| StoreError::io(format!("creating {}", tmp.display()), e))?;
-    f.write_all(bytes).and_then(|_| f.sync_all()).map_err(|e| StoreError::io(format!("writing {}", tmp.display()), e))?;
+    f.write_all(bytes)
+        .and_then(|_| f.sync_all())
+        .map_err(|e| StoreError::io(format!("writing {}", tmp.display()), e))?;
     std::fs::rename(&tmp, path).map_err(|e| StoreError::io(format!("renaming {} into place", tmp.display()), e))?;
     if let Some(dir) = path.parent() {
         fsync_dir(dir);
@@ -387,7 +392,8 @@ pub async fn verify_backup_file(engine: Engine, file: &Path) -> Result<Manifest>
             manifest.backup_size_bytes.unwrap_or(0)
         )));
     }
-    let (actual, problems) = manifest_of_backup_file(engine, file).await.map_err(|e| bad(format!("cannot be read: {e}")))?;
+    let (actual, problems) =
+        manifest_of_backup_file(engine, file).await.map_err(|e| bad(format!("cannot be read: {e}")))?;
     if !problems.is_empty() {
         return Err(bad(format!("failed its integrity check: {}", problems.join("; "))));
     }
@@ -399,7 +405,11 @@ pub async fn verify_backup_file(engine: Engine, file: &Path) -> Result<Manifest>
 
 /// Runs pending migrations up to `target`, first taking a verified backup into
 /// `backup_dir` when the database holds data.
-pub async fn migrate_with_backup(store: &dyn Store, target: Option<i64>, backup_dir: Option<&Path>) -> Result<(Vec<i64>, Option<PathBuf>)> {
+pub async fn migrate_with_backup(
+    store: &dyn Store,
+    target: Option<i64>,
+    backup_dir: Option<&Path>,
+) -> Result<(Vec<i64>, Option<PathBuf>)> {
     let status = store.schema_status().await?;
     let target_v = target.unwrap_or(status.binary_schema_version);
     let steps = migrations::pending(status.schema_version, target_v);
@@ -415,12 +425,19 @@ pub async fn migrate_with_backup(store: &dyn Store, target: Option<i64>, backup_
 }
 
 /// Rolls the schema back to `target`, first taking a verified backup into `backup_dir`.
-pub async fn rollback_with_backup(store: &dyn Store, target: i64, backup_dir: Option<&Path>) -> Result<(Vec<i64>, Option<PathBuf>)> {
+pub async fn rollback_with_backup(
+    store: &dyn Store,
+    target: i64,
+    backup_dir: Option<&Path>,
+) -> Result<(Vec<i64>, Option<PathBuf>)> {
     let status = store.schema_status().await?;
     if target < 0 || target > status.schema_version {
         return Err(StoreError::InvalidRollback {
             to: target,
-            reason: format!("the database is at version {}; the target must be between 0 and that", status.schema_version),
+            reason: format!(
+                "the database is at version {}; the target must be between 0 and that",
+                status.schema_version
+            ),
         });
     }
     if target == status.schema_version {
@@ -435,7 +452,9 @@ async fn holds_data(store: &dyn Store) -> Result<bool> {
     Ok(store.table_counts().await?.values().any(|n| *n > 0))
 }
 
-async fn auto_backup(store: &dyn Store, dir: Option<&Path>, label: &str) -> Result<PathBuf> {
+/// Takes a verified backup named `jobs-<label>-<time>.<db|jsonl>` in `dir`: what RUNE
+/// does on its own before any change it cannot undo.
+pub async fn auto_backup(store: &dyn Store, dir: Option<&Path>, label: &str) -> Result<PathBuf> {
     let dir = dir.ok_or_else(|| StoreError::Path {
         path: PathBuf::from("(backup directory)"),
         reason: "no directory for the automatic pre-migration backup; set RUNE_BACKUP_DIR or --backup-dir".into(),
@@ -489,7 +508,8 @@ pub async fn restore_sqlite(db: &Path, backup_file: &Path) -> Result<RestoreRepo
         s.push(".restoring");
         PathBuf::from(s)
     };
-    std::fs::copy(backup_file, &staged).map_err(|e| StoreError::io(format!("copying the backup to {}", staged.display()), e))?;
+    std::fs::copy(backup_file, &staged)
+        .map_err(|e| StoreError::io(format!("copying the backup to {}", staged.display()), e))?;
     std::fs::File::open(&staged)
         .and_then(|f| f.sync_all())
         .map_err(|e| StoreError::io(format!("syncing {}", staged.display()), e))?;
@@ -506,7 +526,8 @@ pub async fn restore_sqlite(db: &Path, backup_file: &Path) -> Result<RestoreRepo
         let mut kept = db.as_os_str().to_owned();
         kept.push(format!(".replaced-{stamp}"));
         let kept = PathBuf::from(kept);
-        std::fs::hard_link(db, &kept).map_err(|e| StoreError::io(format!("keeping the old database as {}", kept.display()), e))?;
+        std::fs::hard_link(db, &kept)
+            .map_err(|e| StoreError::io(format!("keeping the old database as {}", kept.display()), e))?;
         replaced_kept_at = Some(kept);
         for suffix in ["-wal", "-shm"] {
             let mut side = db.as_os_str().to_owned();
@@ -515,7 +536,8 @@ pub async fn restore_sqlite(db: &Path, backup_file: &Path) -> Result<RestoreRepo
         }
     }
     crate::testhooks::pause("restore.before-rename");
-    std::fs::rename(&staged, db).map_err(|e| StoreError::io(format!("moving the restored database into {}", db.display()), e))?;
+    std::fs::rename(&staged, db)
+        .map_err(|e| StoreError::io(format!("moving the restored database into {}", db.display()), e))?;
     if let Some(dir) = db.parent() {
         fsync_dir(dir);
     }

@@ -124,18 +124,20 @@ pub enum StoreError {
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
     /// PostgreSQL failed.
-    #[error("postgres: {0}")]
-    Postgres(#[from] tokio_postgres::Error),
+    #[error("postgres: {}", pg_describe(.0))]
+    Postgres(tokio_postgres::Error),
     /// The PostgreSQL pool failed.
     #[error("postgres pool: {0}")]
     Pool(String),
     /// File I/O failed.
-    #[error("{context}: {source}")]
+    // The OS error is part of the message rather than a `source`, so `{:#}` chains do
+    // not print it twice.
+    #[error("{context}: {cause}")]
     Io {
         /// What was being done, naming the file.
         context: String,
         /// The OS error.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// A background task died (a bug or a runtime shutting down).
     #[error("store worker stopped: {0}")]
@@ -145,7 +147,7 @@ pub enum StoreError {
 impl StoreError {
     /// Wraps an I/O error with the file or action it concerns.
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        StoreError::Io { context: context.into(), source }
+        StoreError::Io { context: context.into(), cause: source }
     }
 }
 
@@ -153,4 +155,25 @@ impl From<deadpool_postgres::PoolError> for StoreError {
     fn from(e: deadpool_postgres::PoolError) -> Self {
         StoreError::Pool(e.to_string())
     }
+}
+
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        StoreError::Postgres(e)
+    }
+}
+
+/// The server's own words for a PostgreSQL error (`db error` alone says nothing).
+pub(crate) fn pg_describe(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        return db.to_string();
+    }
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }

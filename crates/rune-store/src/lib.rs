@@ -54,9 +54,7 @@ pub use model::*;
 pub use url::DatabaseUrl;
 
 use async_trait::async_trait;
-use rune_core::records::{
-    ArtifactKind, ArtifactMeta, ChainState, JobEvent, NewJobEvent, ScheduleRecord,
-};
+use rune_core::records::{ArtifactKind, ArtifactMeta, ChainState, JobEvent, NewJobEvent, ScheduleRecord};
 use rune_core::{JobId, JobRecord, TenantId, Timestamp};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -170,7 +168,8 @@ pub trait Store: Send + Sync + 'static {
     async fn get_chain_state(&self, job: &JobId) -> Result<Option<ChainState>>;
 
     /// Stores an artifact's content, computing its size and SHA-256.
-    async fn put_artifact(&self, job: &JobId, kind: ArtifactKind, name: &str, content: Vec<u8>) -> Result<ArtifactMeta>;
+    async fn put_artifact(&self, job: &JobId, kind: ArtifactKind, name: &str, content: Vec<u8>)
+        -> Result<ArtifactMeta>;
 
     /// A job's artifacts (metadata only), oldest first.
     async fn list_artifacts(&self, job: &JobId) -> Result<Vec<ArtifactMeta>>;
@@ -244,7 +243,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// Streams every row of a data table, ordered by its key, as JSON objects keyed by
     /// column (blobs as `{"$base64": …}`), through a bounded channel.
-    fn export_stream(&self, table: &str) -> Result<tokio::sync::mpsc::Receiver<Result<serde_json::Map<String, serde_json::Value>>>>;
+    fn export_stream(
+        &self,
+        table: &str,
+    ) -> Result<tokio::sync::mpsc::Receiver<Result<serde_json::Map<String, serde_json::Value>>>>;
 
     /// Inserts exported rows into a table, ignoring rows whose key already exists;
     /// returns how many were inserted.
@@ -269,10 +271,7 @@ pub async fn open(url: &str, options: &OpenOptions) -> Result<Arc<dyn Store>> {
 pub async fn open_parsed(url: &DatabaseUrl, options: &OpenOptions) -> Result<Arc<dyn Store>> {
     let store: Arc<dyn Store> = match url {
         DatabaseUrl::Sqlite { .. } => Arc::new(sqlite::SqliteStore::open_raw(url, options).await?),
-        DatabaseUrl::Postgres { .. } => {
-            postgres::PgStore::open_raw(url, options).await?;
-            return Err(StoreError::Worker("PostgreSQL store not implemented yet".into()));
-        }
+        DatabaseUrl::Postgres { .. } => Arc::new(postgres::PgStore::open_raw(url, options).await?),
     };
     if options.allow_newer_schema {
         return Ok(store);
@@ -282,7 +281,9 @@ pub async fn open_parsed(url: &DatabaseUrl, options: &OpenOptions) -> Result<Arc
     if status.schema_version > known {
         let backup_dir = backup::backup_dir(url, options);
         let backup_hint = match backup_dir.as_deref().and_then(|d| backup::newest_backup_at_or_below(d, known)) {
-            Some(path) => format!(", or restore the backup taken before the upgrade: `rune db restore {}`", path.display()),
+            Some(path) => {
+                format!(", or restore the backup taken before the upgrade: `rune db restore {}`", path.display())
+            }
             None => String::new(),
         };
         return Err(StoreError::SchemaTooNew { found: status.schema_version, known, backup_hint });

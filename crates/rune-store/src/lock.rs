@@ -17,6 +17,18 @@ pub fn lock_path(db: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
+fn unwritable(lock: &Path, e: std::io::Error) -> StoreError {
+    let dir = lock.parent().unwrap_or(lock).to_owned();
+    StoreError::Path {
+        reason: format!(
+            "cannot create {} ({e}); RUNE writes the database, its -wal/-shm files and this lock file here: \
+             make the directory writable for this user, or choose another RUNE_HOME / --database-url",
+            lock.display()
+        ),
+        path: dir,
+    }
+}
+
 /// An exclusive lock on a database, released on drop or process exit.
 #[derive(Debug)]
 pub struct DbLock {
@@ -36,12 +48,12 @@ impl DbLock {
             .create(true)
             .truncate(false)
             .open(&path)
-            .map_err(|e| StoreError::io(format!("opening lock file {}", path.display()), e))?;
+            .map_err(|e| unwritable(&path, e))?;
         match file.try_lock_shared() {
             Ok(()) => Ok(Self { _file: file, path }),
-            Err(TryLockError::WouldBlock) => Err(StoreError::InUse {
-                holder: format!("a restore is replacing it; lock file {}", path.display()),
-            }),
+            Err(TryLockError::WouldBlock) => {
+                Err(StoreError::InUse { holder: format!("a restore is replacing it; lock file {}", path.display()) })
+            }
             Err(TryLockError::Error(e)) => Err(StoreError::io(format!("locking {}", path.display()), e)),
         }
     }
@@ -56,7 +68,7 @@ impl DbLock {
             .create(true)
             .truncate(false)
             .open(&path)
-            .map_err(|e| StoreError::io(format!("opening lock file {}", path.display()), e))?;
+            .map_err(|e| unwritable(&path, e))?;
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {

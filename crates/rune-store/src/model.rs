@@ -24,6 +24,7 @@ pub struct NewJob {
 }
 
 /// What [`crate::Store::create_job`] did.
+#[allow(clippy::large_enum_variant)] // as for UpdateOutcome
 #[derive(Debug, Clone, PartialEq)]
 pub enum CreateOutcome {
     /// A new job was stored.
@@ -60,6 +61,9 @@ impl StatusUpdate {
 }
 
 /// What [`crate::Store::update_status`] did.
+// Returned once per call and matched at once, never stored in bulk: boxing the record
+// would cost an allocation on every update for no gain.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum UpdateOutcome {
     /// Applied; the record after the change.

@@ -19,7 +19,8 @@ pub(crate) fn job_ids(
     let status_v: JobStatus =
         status.parse().map_err(|e: rune_core::job::UnknownJobStatus| corrupt(e.to_string(), &job_id))?;
     let tenant: TenantId = tenant_id.parse().map_err(|e: rune_core::job::InvalidId| corrupt(e.to_string(), &job_id))?;
-    let id: JobId = job_id.clone().try_into().map_err(|e: rune_core::job::InvalidId| corrupt(e.to_string(), &job_id))?;
+    let id: JobId =
+        job_id.clone().try_into().map_err(|e: rune_core::job::InvalidId| corrupt(e.to_string(), &job_id))?;
     Ok((id, tenant, kind_v, status_v))
 }
 

@@ -133,11 +133,14 @@ fn open_connection(path: &Path, synchronous_full: bool) -> Result<Connection> {
     let conn = Connection::open(path).map_err(|e| describe_open_error(path, e))?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
     // journal_mode returns a row; WAL persists in the file once set.
-    let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)).map_err(|e| describe_open_error(path, e))?;
+    let mode: String =
+        conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)).map_err(|e| describe_open_error(path, e))?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(StoreError::Path {
             path: path.to_owned(),
-            reason: format!("could not switch the database to WAL mode (got `{mode}`); is the file on a network file system?"),
+            reason: format!(
+                "could not switch the database to WAL mode (got `{mode}`); is the file on a network file system?"
+            ),
         });
     }
     conn.execute_batch(if synchronous_full { "PRAGMA synchronous=FULL;" } else { "PRAGMA synchronous=NORMAL;" })?;
@@ -232,11 +235,16 @@ impl SqliteStore {
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir).map_err(|e| StoreError::Path {
                     path: dir.to_owned(),
-                    reason: format!("cannot create the database directory: {e}; choose a writable RUNE_HOME or --database-url"),
+                    reason: format!(
+                        "cannot create the database directory: {e}; choose a writable RUNE_HOME or --database-url"
+                    ),
                 })?;
             }
         } else if path.is_dir() {
-            return Err(StoreError::Path { path, reason: "is a directory; give the database file, e.g. …/jobs.db".into() });
+            return Err(StoreError::Path {
+                path,
+                reason: "is a directory; give the database file, e.g. …/jobs.db".into(),
+            });
         }
         let lock = Some(DbLock::shared(&path)?);
         let p2 = path.clone();
@@ -248,8 +256,12 @@ impl SqliteStore {
             .name("rune-sqlite-writer".into())
             .spawn(move || writer_loop(conn, rx))
             .map_err(|e| StoreError::io("starting the SQLite writer thread", e))?;
-        let readers =
-            Arc::new(ReaderPool { path: path.clone(), synchronous_full, read_only: false, idle: Mutex::new(Vec::new()) });
+        let readers = Arc::new(ReaderPool {
+            path: path.clone(),
+            synchronous_full,
+            read_only: false,
+            idle: Mutex::new(Vec::new()),
+        });
         Ok(Self { path, writer: Some(tx), readers, _lock: lock })
     }
 
@@ -399,7 +411,13 @@ pub(crate) fn statements(sql: &str) -> impl Iterator<Item = &str> {
     sql.split(';').map(str::trim).filter(|s| !s.is_empty())
 }
 
-fn run_migration_step(conn: &mut Connection, version: i64, name: &str, sql: &str, record: Option<(&str, &str, &str)>) -> Result<bool> {
+fn run_migration_step(
+    conn: &mut Connection,
+    version: i64,
+    name: &str,
+    sql: &str,
+    record: Option<(&str, &str, &str)>,
+) -> Result<bool> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Exclusive)?;
     let current = current_version(&tx)?;
     // Another process may have moved the schema while we waited for the lock.
@@ -420,7 +438,15 @@ fn run_migration_step(conn: &mut Connection, version: i64, name: &str, sql: &str
             tx.execute(
                 "INSERT INTO rune_migrations (version, name, checksum, up_sql, down_sql, applied_at, applied_by) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![version, name, checksum, up, down, Timestamp::now().as_epoch_seconds(), format!("rune {RUNE_VERSION}")],
+                params![
+                    version,
+                    name,
+                    checksum,
+                    up,
+                    down,
+                    Timestamp::now().as_epoch_seconds(),
+                    format!("rune {RUNE_VERSION}")
+                ],
             )?;
         }
         None => {
@@ -481,7 +507,8 @@ pub(crate) fn table_order_key(table: &str) -> Option<&'static str> {
 fn read_schedule(r: &Row<'_>) -> Result<ScheduleRecord> {
     let id: String = r.get(0)?;
     let corrupt = |reason: String| StoreError::CorruptRow { table: "schedules", key: id.clone(), reason };
-    let tenant: TenantId = r.get::<_, String>(1)?.parse().map_err(|e: rune_core::job::InvalidId| corrupt(e.to_string()))?;
+    let tenant: TenantId =
+        r.get::<_, String>(1)?.parse().map_err(|e: rune_core::job::InvalidId| corrupt(e.to_string()))?;
     let kind = r.get::<_, String>(4)?.parse().map_err(|e: rune_core::job::UnknownJobKind| corrupt(e.to_string()))?;
     let policy: ConcurrencyPolicy = r.get::<_, String>(8)?.parse().map_err(corrupt)?;
     let last_job: Option<String> = r.get(13)?;
@@ -876,7 +903,13 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn put_artifact(&self, job: &JobId, kind: ArtifactKind, name: &str, content: Vec<u8>) -> Result<ArtifactMeta> {
+    async fn put_artifact(
+        &self,
+        job: &JobId,
+        kind: ArtifactKind,
+        name: &str,
+        content: Vec<u8>,
+    ) -> Result<ArtifactMeta> {
         rows::check_artifact_name(name)?;
         let meta = ArtifactMeta {
             artifact_id: uuid::Uuid::new_v4().to_string(),
@@ -950,7 +983,11 @@ impl Store for SqliteStore {
                 .query_row([&key], |r| r.get(0))
                 .optional()?;
             v.map(|s| {
-                serde_json::from_str(&s).map_err(|e| StoreError::CorruptRow { table: "settings", key: key.clone(), reason: e.to_string() })
+                serde_json::from_str(&s).map_err(|e| StoreError::CorruptRow {
+                    table: "settings",
+                    key: key.clone(),
+                    reason: e.to_string(),
+                })
             })
             .transpose()
         })
@@ -983,8 +1020,11 @@ impl Store for SqliteStore {
             let mut out = BTreeMap::new();
             while let Some(r) = rows.next()? {
                 let (k, v): (String, String) = (r.get(0)?, r.get(1)?);
-                let parsed = serde_json::from_str(&v)
-                    .map_err(|e| StoreError::CorruptRow { table: "settings", key: k.clone(), reason: e.to_string() })?;
+                let parsed = serde_json::from_str(&v).map_err(|e| StoreError::CorruptRow {
+                    table: "settings",
+                    key: k.clone(),
+                    reason: e.to_string(),
+                })?;
                 out.insert(k, parsed);
             }
             Ok(out)
@@ -1084,7 +1124,13 @@ impl Store for SqliteStore {
                 "UPDATE schedules SET suspended = ?1, suspended_by = ?2, updated_at = ?3 \
                  WHERE schedule_id = ?4 AND (?5 IS NULL OR suspended_by = ?5)",
             )?
-            .execute(params![i64::from(by.is_some()), by, Timestamp::now().as_epoch_seconds(), id, only])?;
+            .execute(params![
+                i64::from(by.is_some()),
+                by,
+                Timestamp::now().as_epoch_seconds(),
+                id,
+                only
+            ])?;
             get_schedule_conn(conn, None, &id)
         })
         .await
@@ -1255,8 +1301,23 @@ impl Store for SqliteStore {
             return Err(StoreError::Conflict(format!("unknown table `{table}`")));
         }
         self.write(move |conn| {
+            let known: Vec<String> = conn
+                .prepare(&format!("PRAGMA table_info({table})"))?
+                .query_map([], |r| r.get::<_, String>(1))?
+                .collect::<rusqlite::Result<_>>()?;
+            if known.is_empty() {
+                return Err(StoreError::Conflict(format!(
+                    "table `{table}` does not exist at this schema version; run `rune db migrate` first"
+                )));
+            }
             let mut inserted = 0;
             for (i, row) in rows.iter().enumerate() {
+                if let Some(bad) = row.keys().find(|c| !known.contains(c)) {
+                    return Err(StoreError::Conflict(format!(
+                        "{table} row {i}: unknown column `{bad}`; expected some of: {}",
+                        known.join(", ")
+                    )));
+                }
                 let cols: Vec<&String> = row.keys().collect();
                 let values = row
                     .values()

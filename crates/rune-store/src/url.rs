@@ -88,9 +88,7 @@ impl DatabaseUrl {
                 "synchronous=full" | "synchronous=FULL" => synchronous_full = true,
                 "synchronous=normal" | "synchronous=NORMAL" => synchronous_full = false,
                 other => {
-                    return Err(bad(&format!(
-                        "unknown option `{other}`; the only option is synchronous=full|normal"
-                    )))
+                    return Err(bad(&format!("unknown option `{other}`; the only option is synchronous=full|normal")))
                 }
             }
         }
@@ -129,8 +127,7 @@ mod tests {
     fn sqlite_paths() {
         assert_eq!(parse("sqlite:///data/jobs.db").unwrap().sqlite_path(), Some(Path::new("/data/jobs.db")));
         assert_eq!(parse("sqlite://x/jobs.db").unwrap().sqlite_path(), Some(Path::new("/base/x/jobs.db")));
-        let DatabaseUrl::Sqlite { synchronous_full, .. } = parse("sqlite:///a.db?synchronous=normal").unwrap()
-        else {
+        let DatabaseUrl::Sqlite { synchronous_full, .. } = parse("sqlite:///a.db?synchronous=normal").unwrap() else {
             panic!()
         };
         assert!(!synchronous_full);

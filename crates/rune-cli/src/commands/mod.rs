@@ -1,0 +1,52 @@
+//! Command dispatch and the configuration every command shares (where the database is).
+
+mod db;
+
+use crate::cli::{Cli, Command, GlobalArgs};
+use anyhow::{Context, Result};
+use std::path::PathBuf;
+
+/// Runs the parsed command; returns the exit code on success paths.
+pub async fn run(cli: Cli) -> Result<u8> {
+    let env = Environment::from_args(&cli.global)?;
+    match cli.command {
+        Command::Db(cmd) => db::run(&env, cmd).await,
+    }
+}
+
+/// Resolved locations: RUNE's home, the database URL and the backup directory.
+#[derive(Debug, Clone)]
+pub struct Environment {
+    /// `$RUNE_HOME` or `~/.rune`.
+    pub home: PathBuf,
+    /// The database URL (flag, env, or the default under `home`).
+    pub database_url: String,
+    /// Explicit backup directory, if configured.
+    pub backup_dir: Option<PathBuf>,
+}
+
+impl Environment {
+    fn from_args(args: &GlobalArgs) -> Result<Self> {
+        let home = match &args.rune_home {
+            Some(h) => h.clone(),
+            None => std::env::var_os("HOME")
+                .map(|h| PathBuf::from(h).join(".rune"))
+                .context("neither RUNE_HOME nor HOME is set; set RUNE_HOME to a writable directory")?,
+        };
+        let database_url = args
+            .database_url
+            .clone()
+            .filter(|u| !u.trim().is_empty())
+            .unwrap_or_else(|| format!("sqlite://{}", home.join("jobs.db").display()));
+        Ok(Self { home, database_url, backup_dir: args.backup_dir.clone() })
+    }
+
+    /// Store options for this environment.
+    pub fn open_options(&self, url: &rune_store::DatabaseUrl) -> rune_store::OpenOptions {
+        let backup_dir = self.backup_dir.clone().or_else(|| match url {
+            rune_store::DatabaseUrl::Postgres { .. } => Some(self.home.join("backups")),
+            rune_store::DatabaseUrl::Sqlite { .. } => None,
+        });
+        rune_store::OpenOptions { backup_dir, ..Default::default() }
+    }
+}

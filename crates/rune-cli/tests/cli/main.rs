@@ -1,0 +1,6 @@
+//! End-to-end tests of the real `rune` binary: every `rune db` command, its exit codes
+//! and messages on bad input, and crash safety under `SIGKILL`.
+
+mod crash;
+mod db_commands;
+mod util;
