@@ -8,12 +8,16 @@
 //!
 //! - [`job`]: job kinds, the [`JobStatus`] state machine, identifiers and the stored job
 //!   record.
+//! - [`api`]: the HTTP API's request and response bodies, shared by server and clients.
 //! - [`contracts`]: request bodies of the four RUNE job kinds, with the original field
 //!   names and defaults, validated all at once.
 //! - [`validate`]: field-level error collection used by the contracts.
 //! - [`time`]: the millisecond-exact [`Timestamp`] stored as epoch seconds.
 //! - [`records`]: events, artifacts, chain state, schedules and settings as stored.
 //! - [`digest`]: the engine-neutral job-history digest used by backups and `verify`.
+//! - [`cron`]: cron expressions (5 fields, `TZ=`/`CRON_TZ=`) and their next fire times.
+//! - [`schedule`]: what a scheduler should do now (fire, catch up, skip, wait).
+//! - [`cost`]: pre-flight cost estimates, the fail-closed spend gate, FinOps projection.
 //!
 //! # Example
 //!
@@ -31,10 +35,14 @@
 #![deny(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod api;
 pub mod contracts;
+pub mod cost;
+pub mod cron;
 pub mod digest;
 pub mod job;
 pub mod records;
+pub mod schedule;
 pub mod time;
 pub mod validate;
 

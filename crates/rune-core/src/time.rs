@@ -70,6 +70,96 @@ impl Timestamp {
     }
 }
 
+/// Text that is not an RFC 3339 timestamp or epoch seconds.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "`{0}` is not a time; use RFC 3339 (2026-11-27T10:00:00Z, 2026-11-27T12:00:00+02:00, 2026-11-27) or epoch seconds"
+)]
+pub struct InvalidTimestamp(pub String);
+
+impl Timestamp {
+    /// Parses RFC 3339 (`2026-11-27T10:49:25.123Z`, with `Z` or `±HH:MM`), a bare date
+    /// (midnight UTC), or epoch seconds (`1795776565.5`).
+    pub fn parse(text: &str) -> Result<Self, InvalidTimestamp> {
+        let bad = || InvalidTimestamp(text.to_owned());
+        let t = text.trim();
+        if let Ok(secs) = t.parse::<f64>() {
+            return if secs.is_finite() && secs.abs() < 1e13 { Ok(Self::from_epoch_seconds(secs)) } else { Err(bad()) };
+        }
+        let num = |s: &str| -> Result<i64, InvalidTimestamp> {
+            if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(bad());
+            }
+            s.parse().map_err(|_| bad())
+        };
+        let (date, time) = match t.find(['T', 't', ' ']) {
+            Some(i) => (&t[..i], Some(&t[i + 1..])),
+            None => (t, None),
+        };
+        let parts: Vec<&str> = date.split('-').collect();
+        let [y, m, d] = parts.as_slice() else { return Err(bad()) };
+        let (y, m, d) = (num(y)?, num(m)?, num(d)?);
+        if !(1..=12).contains(&m) || d < 1 || d > days_in_month(y, m) {
+            return Err(bad());
+        }
+        let mut micros = days_from_civil(y, m, d) * 86_400_000_000;
+        if let Some(time) = time {
+            let (clock, offset_s) = if let Some(c) = time.strip_suffix(['Z', 'z']) {
+                (c, 0)
+            } else if let Some(i) = time.rfind(['+', '-']) {
+                let (c, off) = time.split_at(i);
+                let sign = if off.starts_with('-') { -1 } else { 1 };
+                let (oh, om) = off[1..].split_once(':').ok_or_else(bad)?;
+                let (oh, om) = (num(oh)?, num(om)?);
+                if oh > 23 || om > 59 {
+                    return Err(bad());
+                }
+                (c, sign * (oh * 3600 + om * 60))
+            } else {
+                return Err(bad());
+            };
+            let (hms, frac) = match clock.split_once('.') {
+                Some((a, f)) => (a, f),
+                None => (clock, ""),
+            };
+            let fields: Vec<&str> = hms.split(':').collect();
+            let [h, mi, s] = fields.as_slice() else { return Err(bad()) };
+            let (h, mi, s) = (num(h)?, num(mi)?, num(s)?);
+            if h > 23 || mi > 59 || s > 60 {
+                return Err(bad());
+            }
+            let frac_micros = if frac.is_empty() {
+                0
+            } else {
+                let digits: String = frac.chars().chain(std::iter::repeat('0')).take(6).collect();
+                num(&digits)?
+            };
+            micros += ((h * 3600 + mi * 60 + s) - offset_s) * 1_000_000 + frac_micros;
+        }
+        Ok(Self(micros))
+    }
+}
+
+fn days_in_month(y: i64, m: i64) -> i64 {
+    match m {
+        4 | 6 | 9 | 11 => 30,
+        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+        2 => 28,
+        _ => 31,
+    }
+}
+
+/// Proleptic Gregorian date to days since 1970-01-01 (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.to_rfc3339())
@@ -94,6 +184,26 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// RFC 3339 text, dates and epoch seconds parse; rendering and parsing agree.
+    #[test]
+    fn parse_round_trip_and_forms() {
+        for ms in [0_i64, 1_795_776_565_123, 951_782_400_000, -1] {
+            let t = Timestamp::from_millis(ms);
+            assert_eq!(Timestamp::parse(&t.to_rfc3339()).unwrap(), t);
+        }
+        assert_eq!(Timestamp::parse("2026-11-27").unwrap(), Timestamp::parse("2026-11-27T00:00:00Z").unwrap());
+        assert_eq!(
+            Timestamp::parse("2026-11-27T12:49:25+02:00").unwrap(),
+            Timestamp::parse("2026-11-27T10:49:25Z").unwrap()
+        );
+        assert_eq!(Timestamp::parse("1795776565.5").unwrap(), Timestamp::from_millis(1_795_776_565_500));
+        for bad in
+            ["", "yesterday", "2026-13-01", "2026-02-30", "2026-11-27T25:00:00Z", "2026-11-27T10:00:00", "NaN", "1e400"]
+        {
+            assert!(Timestamp::parse(bad).is_err(), "{bad}");
+        }
+    }
 
     /// Every microsecond value in a realistic range survives the float column exactly.
     #[test]

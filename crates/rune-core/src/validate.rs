@@ -27,6 +27,11 @@ impl ValidationErrors {
         Self(vec![FieldError { field: field.into(), message: message.into() }])
     }
 
+    /// Adds another problem.
+    pub fn push(&mut self, error: FieldError) {
+        self.0.push(error);
+    }
+
     /// The individual problems, in the order they were found.
     pub fn fields(&self) -> &[FieldError] {
         &self.0

@@ -151,6 +151,16 @@ pub trait Store: Send + Sync + 'static {
     /// longer running or leased to someone else (the worker should stop).
     async fn heartbeat(&self, id: &JobId, owner: &str, lease: Duration) -> Result<bool>;
 
+    /// Gives a running job back to the queue because its worker is shutting down
+    /// (`running → queued`, only while `owner` holds the lease). The claim is not counted
+    /// as an attempt. False if the job is no longer this worker's.
+    async fn release_lease(&self, id: &JobId, owner: &str, message: &str) -> Result<bool>;
+
+    /// Takes or renews a named lease (e.g. the scheduler's leadership) for `ttl`: true
+    /// when `owner` now holds it, false when another live owner does. Atomic across
+    /// processes and replicas.
+    async fn try_lease(&self, name: &str, owner: &str, ttl: Duration) -> Result<bool>;
+
     /// Puts running jobs whose lease expired before `now` back in the queue, or fails
     /// them with a clear reason once they used `max_attempts` attempts.
     async fn recover_expired_leases(&self, now: Timestamp, max_attempts: u32) -> Result<RecoveryReport>;

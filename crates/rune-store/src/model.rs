@@ -154,6 +154,8 @@ pub struct JobCounts {
     pub by_status: BTreeMap<String, u64>,
     /// By kind.
     pub by_kind: BTreeMap<String, u64>,
+    /// By kind, then status.
+    pub by_kind_status: BTreeMap<String, BTreeMap<String, u64>>,
 }
 
 /// What lease recovery did.

@@ -1197,6 +1197,7 @@ impl Store for PgStore {
             let (status, kind, n): (String, String, i64) = (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?);
             let n = n.max(0) as u64;
             counts.total += n;
+            *counts.by_kind_status.entry(kind.clone()).or_default().entry(status.clone()).or_default() += n;
             *counts.by_status.entry(status).or_default() += n;
             *counts.by_kind.entry(kind).or_default() += n;
         }
@@ -1230,6 +1231,36 @@ impl Store for PgStore {
             )
             .await?;
         Ok(client.execute(&stmt, &[&expires.as_epoch_seconds(), &id.as_str(), &owner]).await? == 1)
+    }
+
+    async fn release_lease(&self, id: &JobId, owner: &str, message: &str) -> Result<bool> {
+        let client = self.get().await?;
+        let stmt = client
+            .prepare_cached(
+                "UPDATE jobs SET status = 'queued', message = $1, updated_at = $2, lease_owner = NULL, \
+                 lease_expires_at = NULL, attempts = GREATEST(attempts - 1, 0) \
+                 WHERE job_id = $3 AND status = 'running' AND lease_owner = $4",
+            )
+            .await?;
+        let n = client.execute(&stmt, &[&message, &Timestamp::now().as_epoch_seconds(), &id.as_str(), &owner]).await?;
+        Ok(n == 1)
+    }
+
+    async fn try_lease(&self, name: &str, owner: &str, ttl: Duration) -> Result<bool> {
+        let client = self.get().await?;
+        let now = Timestamp::now();
+        let value = serde_json::json!({"owner": owner, "expires_at": now.plus_millis(ttl.as_millis() as i64).as_epoch_seconds()})
+            .to_string();
+        let stmt = client
+            .prepare_cached(
+                "INSERT INTO settings (key, value_json, updated_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (key) DO UPDATE SET value_json = excluded.value_json, updated_at = excluded.updated_at \
+                 WHERE (settings.value_json::jsonb ->> 'owner') = $4 \
+                    OR (settings.value_json::jsonb ->> 'expires_at')::float8 < $3",
+            )
+            .await?;
+        let n = client.execute(&stmt, &[&format!("lease:{name}"), &value, &now.as_epoch_seconds(), &owner]).await?;
+        Ok(n == 1)
     }
 
     async fn recover_expired_leases(&self, now: Timestamp, max_attempts: u32) -> Result<RecoveryReport> {

@@ -745,6 +745,7 @@ impl Store for SqliteStore {
                 let (status, kind, n): (String, String, i64) = (r.get(0)?, r.get(1)?, r.get(2)?);
                 let n = n.max(0) as u64;
                 counts.total += n;
+                *counts.by_kind_status.entry(kind.clone()).or_default().entry(status.clone()).or_default() += n;
                 *counts.by_status.entry(status).or_default() += n;
                 *counts.by_kind.entry(kind).or_default() += n;
             }
@@ -778,6 +779,39 @@ impl Store for SqliteStore {
                     "UPDATE jobs SET lease_expires_at = ?1 WHERE job_id = ?2 AND status = 'running' AND lease_owner = ?3",
                 )?
                 .execute(params![expires.as_epoch_seconds(), id.as_str(), owner])?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn release_lease(&self, id: &JobId, owner: &str, message: &str) -> Result<bool> {
+        let (id, owner, message) = (id.clone(), owner.to_owned(), message.to_owned());
+        self.write(move |conn| {
+            let n = conn
+                .prepare_cached(
+                    "UPDATE jobs SET status = 'queued', message = ?1, updated_at = ?2, lease_owner = NULL, \
+                     lease_expires_at = NULL, attempts = MAX(attempts - 1, 0) \
+                     WHERE job_id = ?3 AND status = 'running' AND lease_owner = ?4",
+                )?
+                .execute(params![message, Timestamp::now().as_epoch_seconds(), id.as_str(), owner])?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn try_lease(&self, name: &str, owner: &str, ttl: Duration) -> Result<bool> {
+        let (key, owner) = (format!("lease:{name}"), owner.to_owned());
+        self.write(move |conn| {
+            let now = Timestamp::now();
+            let value = serde_json::json!({"owner": owner, "expires_at": now.plus_millis(ttl.as_millis() as i64).as_epoch_seconds()});
+            let n = conn
+                .prepare_cached(
+                    "INSERT INTO settings (key, value_json, updated_at) VALUES (?1, ?2, ?3) \
+                     ON CONFLICT(key) DO UPDATE SET value_json = excluded.value_json, updated_at = excluded.updated_at \
+                     WHERE json_extract(settings.value_json, '$.owner') = ?4 \
+                        OR json_extract(settings.value_json, '$.expires_at') < ?3",
+                )?
+                .execute(params![key, value.to_string(), now.as_epoch_seconds(), owner])?;
             Ok(n == 1)
         })
         .await
