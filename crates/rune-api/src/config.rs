@@ -39,6 +39,9 @@ pub struct ServerConfig {
     pub worker_id: String,
     /// Timeout for a whole request (not SSE streams).
     pub request_timeout: Duration,
+    /// Tenants allowed to engage or release the E-Stop (`RUNE_ESTOP_TENANTS`; all when
+    /// unset).
+    pub estop_tenants: Option<Vec<String>>,
 }
 
 /// A configuration value that cannot be used.
@@ -77,7 +80,14 @@ impl ServerConfig {
         allow_unauthenticated: bool,
         lookup: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, ConfigError> {
-        let auth = AuthConfig::from_env(&lookup)?;
+        // No tokens configured: fine on loopback (a laptop), refused elsewhere unless forced.
+        let no_tokens = lookup("RUNE_API_TOKENS").is_none_or(|t| t.trim().is_empty());
+        let auth = match AuthConfig::from_env(&lookup) {
+            Err(AuthError::NoTokens) if no_tokens && (is_loopback(listen.ip()) || allow_unauthenticated) => {
+                AuthConfig::disabled()
+            }
+            other => other?,
+        };
         if !auth.enabled() && !is_loopback(listen.ip()) && !allow_unauthenticated {
             return Err(ConfigError::UnauthenticatedExposure { addr: listen });
         }
@@ -112,6 +122,8 @@ impl ServerConfig {
                 format!("{}-{host}-{}", hostname(&lookup), &uuid::Uuid::new_v4().simple().to_string()[..8])
             }),
             request_timeout: Duration::from_secs_f64(num("RUNE_REQUEST_TIMEOUT_SECONDS", 30.0, 1.0, 3600.0)?),
+            estop_tenants: lookup("RUNE_ESTOP_TENANTS")
+                .map(|v| v.split(',').map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()).collect()),
         })
     }
 }
@@ -141,6 +153,8 @@ mod tests {
     #[test]
     fn unauthenticated_only_on_loopback() {
         assert!(cfg("127.0.0.1:8080", &[("RUNE_API_AUTH_DISABLED", "1")], false).is_ok());
+        assert!(!cfg("127.0.0.1:8080", &[], false).unwrap().auth.enabled(), "no tokens on loopback: open");
+        assert!(cfg("0.0.0.0:8080", &[], false).is_err(), "no tokens elsewhere: refused");
         let err = cfg("0.0.0.0:8080", &[("RUNE_API_AUTH_DISABLED", "1")], false).unwrap_err().to_string();
         assert!(err.contains("RUNE_API_TOKENS"), "{err}");
         assert!(cfg("0.0.0.0:8080", &[("RUNE_API_AUTH_DISABLED", "1")], true).is_ok());

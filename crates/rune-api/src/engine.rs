@@ -32,6 +32,16 @@ const IDLE_POLL: Duration = Duration::from_millis(500);
 /// cancelled on another replica keeps running here.
 const MAX_HEARTBEAT: Duration = Duration::from_secs(2);
 
+/// Test aid for crash tests: `RUNE_TEST_JOB_DELAY_MS` holds every job in `running` that
+/// long before it executes, so a test can kill the server while jobs run. Unset in
+/// production (read once).
+fn test_job_delay() -> Option<Duration> {
+    static DELAY: std::sync::OnceLock<Option<Duration>> = std::sync::OnceLock::new();
+    *DELAY.get_or_init(|| {
+        std::env::var("RUNE_TEST_JOB_DELAY_MS").ok().and_then(|v| v.parse().ok()).map(Duration::from_millis)
+    })
+}
+
 /// Why a running job was stopped before it finished.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum StopReason {
@@ -174,7 +184,7 @@ impl JobEngine {
         }
         self.busy.fetch_add(1, Ordering::Relaxed);
         let started = std::time::Instant::now();
-        tracing::info!(job_id = %id, kind = %job.kind, tenant = %job.tenant_id, attempt = job.attempts, "job started");
+        tracing::debug!(job_id = %id, kind = %job.kind, tenant = %job.tenant_id, attempt = job.attempts, "job started");
         let ctx = JobContext::new(self.store.clone(), id.clone(), token.clone());
         ctx.event(NewJobEvent::ok("job.start")).await;
 
@@ -198,7 +208,15 @@ impl JobEngine {
                 }
             }
         };
-        let run = tokio::time::timeout(self.config.job_timeout, self.runner.run(&job, ctx.clone()));
+        let runner = self.runner.clone();
+        let job_ref = &job;
+        let ctx_run = ctx.clone();
+        let run = tokio::time::timeout(self.config.job_timeout, async move {
+            if let Some(delay) = test_job_delay() {
+                tokio::time::sleep(delay).await;
+            }
+            runner.run(job_ref, ctx_run).await
+        });
         let outcome = tokio::select! {
             r = run => Some(r),
             _ = token.cancelled() => None,

@@ -20,6 +20,12 @@ pub enum ApiError {
     /// No or wrong credentials (401).
     #[error("authentication required: send `Authorization: Bearer <token>` and `X-Tenant-ID: <tenant>`")]
     Unauthorized,
+    /// The tenant may not do this (403; e.g. operate the E-Stop).
+    #[error("{0}")]
+    Forbidden(String),
+    /// An unknown job kind in the URL (404).
+    #[error("{0}")]
+    UnknownKind(String),
     /// Absent, or another tenant's (404; never 403, so ids do not leak).
     #[error("{0} not found")]
     NotFound(String),
@@ -57,6 +63,8 @@ impl ApiError {
             ApiError::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::UnknownKind(_) => (StatusCode::NOT_FOUND, "unknown_kind"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),

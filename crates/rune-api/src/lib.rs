@@ -129,9 +129,5 @@ pub async fn serve(
 }
 
 async fn estop_active_in_db(store: &dyn rune_store::Store) -> Result<bool, rune_store::StoreError> {
-    Ok(store
-        .get_setting(estop::ESTOP_KEY)
-        .await?
-        .and_then(|v| v.get("active").and_then(|a| a.as_bool()))
-        .unwrap_or(false))
+    estop::is_active(store).await
 }

@@ -2,7 +2,9 @@
 //! I/O (so `--help` always works).
 
 use crate::output::OutputFormat;
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
+use rune_core::records::ConcurrencyPolicy;
+use rune_core::{JobId, JobKind, JobStatus, Timestamp};
 use std::path::PathBuf;
 
 /// RUNE: benchmark AI models, inference endpoints and agents on reliability use cases.
@@ -29,6 +31,7 @@ impl Cli {
 
 /// Flags every command accepts.
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// Job database: sqlite:///path/jobs.db or postgres://user@host:5432/db.
     /// Default: sqlite://$RUNE_HOME/jobs.db.
@@ -44,14 +47,69 @@ pub struct GlobalArgs {
     /// Log as JSON lines on stderr.
     #[arg(long, global = true, env = "RUNE_LOG_JSON")]
     pub log_json: bool,
+    /// Where `jobs` commands run: `local` reads the job database directly, `http` talks
+    /// to a RUNE API server (`rune serve`). `schedules` and `estop` need `http`.
+    #[arg(long, global = true, env = "RUNE_BACKEND", value_enum, default_value_t)]
+    pub backend: BackendKind,
+    /// Base URL of the RUNE API (with --backend http).
+    #[arg(long, global = true, env = "RUNE_API_BASE_URL", default_value = DEFAULT_API_BASE_URL)]
+    pub api_base_url: String,
+    /// API token, sent as `Authorization: Bearer` (with --backend http). Never printed.
+    #[arg(long, global = true, env = "RUNE_API_TOKEN", hide_env_values = true)]
+    pub api_token: Option<String>,
+    /// Tenant, sent as `X-Tenant-ID` (with --backend http); the token must belong to it.
+    #[arg(long, global = true, env = "RUNE_API_TENANT", default_value = "default")]
+    pub api_tenant: String,
+    /// Skip TLS certificate verification of the API (self-signed test servers only).
+    #[arg(long, global = true, env = "RUNE_INSECURE", value_parser = clap::builder::BoolishValueParser::new())]
+    pub insecure: bool,
+}
+
+/// The API base URL when none is configured (the original's default).
+pub const DEFAULT_API_BASE_URL: &str = "http://localhost:8080";
+
+/// `--backend`: where job commands run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum BackendKind {
+    /// The job database on this machine (`--database-url` / `$RUNE_HOME/jobs.db`).
+    #[default]
+    Local,
+    /// A RUNE API server (`--api-base-url`).
+    Http,
 }
 
 /// Top-level commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the API server (with the job workers and the scheduler) on the job database.
+    Serve(ServeArgs),
     /// Inspect, migrate, roll back, back up, verify and restore the job database.
     #[command(subcommand)]
     Db(DbCommand),
+    /// List, inspect, cancel and watch jobs (in the local database, or through the API
+    /// with --backend http).
+    #[command(subcommand)]
+    Jobs(JobsCommand),
+    /// Manage cron schedules of the API server (needs --backend http).
+    #[command(subcommand)]
+    Schedules(SchedulesCommand),
+    /// Engage, release or inspect the emergency stop (needs --backend http).
+    Estop(EstopArgs),
+}
+
+/// `rune serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (use 0.0.0.0 in containers).
+    #[arg(long, env = "RUNE_API_HOST", default_value = "127.0.0.1")]
+    pub host: std::net::IpAddr,
+    /// Port to listen on.
+    #[arg(long, env = "RUNE_API_PORT", default_value_t = 8080)]
+    pub port: u16,
+    /// Serve without authentication on a non-loopback address (only when something in
+    /// front of RUNE authenticates).
+    #[arg(long, env = "RUNE_ALLOW_UNAUTHENTICATED")]
+    pub allow_unauthenticated: bool,
 }
 
 /// `rune db …`.
@@ -144,6 +202,212 @@ pub enum DbCommand {
     },
 }
 
+/// `rune jobs …`.
+#[derive(Debug, Subcommand)]
+pub enum JobsCommand {
+    /// Jobs, newest first (50 unless --limit or --all).
+    List(JobsListArgs),
+    /// One job: status, times, request, result or error.
+    Get {
+        /// Job id.
+        id: JobId,
+        #[arg(long, value_enum, default_value_t)]
+        output: OutputFormat,
+    },
+    /// Cancel a queued or running job (a finished job is left as it is and its status
+    /// is reported).
+    Cancel {
+        /// Job id.
+        id: JobId,
+        #[arg(long, value_enum, default_value_t)]
+        output: OutputFormat,
+    },
+    /// Follow a job's events until it finishes; exit 0 if it succeeded, 1 if it failed
+    /// or was cancelled.
+    Watch {
+        /// Job id.
+        id: JobId,
+        /// `json`: one JSON object per line (the last has `"event": "end"`).
+        #[arg(long, value_enum, default_value_t)]
+        output: OutputFormat,
+    },
+}
+
+/// `rune jobs list` (raw flags; see `commands::jobs::ListRequest`).
+#[derive(Debug, Args)]
+pub struct JobsListArgs {
+    /// Only this kind (benchmark, agentic-agent, llm-instance, cost-estimate, llm-load, suite).
+    #[arg(long)]
+    pub kind: Option<JobKind>,
+    /// Only this status (queued, running, succeeded, failed, cancelled).
+    #[arg(long)]
+    pub status: Option<JobStatus>,
+    /// Created at or after (RFC 3339, a date, or epoch seconds).
+    #[arg(long, value_parser = parse_time)]
+    pub since: Option<Timestamp>,
+    /// Created before (RFC 3339, a date, or epoch seconds).
+    #[arg(long, value_parser = parse_time)]
+    pub until: Option<Timestamp>,
+    /// Show at most N jobs (default 50).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..), conflicts_with = "all")]
+    pub limit: Option<u32>,
+    /// Show every matching job (follows pages to the end).
+    #[arg(long)]
+    pub all: bool,
+    #[arg(long, value_enum, default_value_t)]
+    pub output: OutputFormat,
+}
+
+fn parse_time(s: &str) -> Result<Timestamp, String> {
+    Timestamp::parse(s).map_err(|e| e.to_string())
+}
+
+/// `rune schedules …`.
+#[derive(Debug, Subcommand)]
+pub enum SchedulesCommand {
+    /// Every schedule of the tenant.
+    List {
+        #[arg(long, value_enum, default_value_t)]
+        output: OutputFormat,
+    },
+    /// Create a schedule that submits a job of KIND with REQUEST on each cron fire.
+    Create(ScheduleCreateArgs),
+    /// One schedule.
+    Get {
+        /// Schedule id.
+        #[arg(value_parser = parse_schedule_id)]
+        id: String,
+        #[arg(long, value_enum, default_value_t)]
+        output: OutputFormat,
+    },
+    /// Stop a schedule from firing (jobs it started keep running).
+    Suspend {
+        /// Schedule id.
+        #[arg(value_parser = parse_schedule_id)]
+        id: String,
+        #[arg(long, value_enum, default_value_t)]
+        output: OutputFormat,
+    },
+    /// Let a suspended schedule fire again (from now on; missed fires are not caught up).
+    Resume {
+        /// Schedule id.
+        #[arg(value_parser = parse_schedule_id)]
+        id: String,
+        #[arg(long, value_enum, default_value_t)]
+        output: OutputFormat,
+    },
+    /// Delete a schedule (jobs it started are kept).
+    Delete {
+        /// Schedule id.
+        #[arg(value_parser = parse_schedule_id)]
+        id: String,
+        #[arg(long, value_enum, default_value_t)]
+        output: OutputFormat,
+    },
+}
+
+/// `rune schedules create` (raw flags).
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("body").required(true).args(["request", "request_file"])))]
+pub struct ScheduleCreateArgs {
+    /// Unique name within the tenant.
+    #[arg(long)]
+    pub name: String,
+    /// Cron expression: 5 fields (minute hour day-of-month month day-of-week), a macro
+    /// such as @hourly, optionally prefixed by TZ=Zone.
+    #[arg(long, value_parser = parse_cron)]
+    pub cron: String,
+    /// Kind of job submitted on each fire.
+    #[arg(long)]
+    pub kind: JobKind,
+    /// The job request as JSON (validated like a submission of KIND).
+    #[arg(long)]
+    pub request: Option<String>,
+    /// File holding the job request as JSON (`-` reads standard input).
+    #[arg(long)]
+    pub request_file: Option<PathBuf>,
+    /// Create it suspended.
+    #[arg(long)]
+    pub suspended: bool,
+    /// What to do when a fire comes while the previous run still runs.
+    #[arg(long, value_parser = parse_policy, default_value = "Forbid")]
+    pub concurrency_policy: ConcurrencyPolicy,
+    /// Skip a fire that could not start within this many seconds of its time.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub starting_deadline_seconds: Option<u64>,
+    /// Succeeded runs kept in the schedule's history (server default 3).
+    #[arg(long)]
+    pub successful_runs_history_limit: Option<u32>,
+    /// Failed runs kept in the schedule's history (server default 1).
+    #[arg(long)]
+    pub failed_runs_history_limit: Option<u32>,
+    #[arg(long, value_enum, default_value_t)]
+    pub output: OutputFormat,
+}
+
+fn parse_cron(s: &str) -> Result<String, String> {
+    rune_core::cron::CronSchedule::parse(s).map(|_| s.trim().to_owned()).map_err(|e| e.to_string())
+}
+
+fn parse_policy(s: &str) -> Result<ConcurrencyPolicy, String> {
+    [ConcurrencyPolicy::Forbid, ConcurrencyPolicy::Allow, ConcurrencyPolicy::Replace]
+        .into_iter()
+        .find(|p| p.as_str().eq_ignore_ascii_case(s.trim()))
+        .ok_or_else(|| format!("unknown concurrency policy `{s}`; expected Forbid, Allow or Replace"))
+}
+
+/// Schedule ids are generated by the server (UUIDs); anything else cannot name one and
+/// must not be pasted into a URL path.
+fn parse_schedule_id(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty()
+        && s.len() <= 128
+        && s != "."
+        && s != ".."
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if ok {
+        Ok(s.to_owned())
+    } else {
+        Err(format!("`{s}` is not a schedule id (ids look like 0b9c…-…; `rune schedules list` shows them)"))
+    }
+}
+
+/// `rune estop …`.
+#[derive(Debug, Args)]
+pub struct EstopArgs {
+    /// Act on the Kubernetes ConfigMap the RUNE operator watches, instead of the API
+    /// server (not available in this build).
+    #[arg(long, global = true)]
+    pub kubernetes: bool,
+    #[command(subcommand)]
+    pub command: EstopCommand,
+}
+
+/// `rune estop trigger|release|status`.
+#[derive(Debug, Subcommand)]
+pub enum EstopCommand {
+    /// Engage: refuse new jobs, cancel queued and running ones, suspend every schedule.
+    Trigger {
+        /// Why (shown in status, logs and the UI banner).
+        #[arg(long)]
+        reason: Option<String>,
+        /// Who (default: the tenant).
+        #[arg(long)]
+        actor: Option<String>,
+        #[arg(long, value_enum, default_value_t)]
+        output: OutputFormat,
+    },
+    /// Release: accept jobs again and resume the schedules the E-Stop suspended.
+    Release {
+        #[arg(long, value_enum, default_value_t)]
+        output: OutputFormat,
+    },
+    /// Whether the E-Stop is engaged, by whom, why, and what it stopped.
+    Status {
+        #[arg(long, value_enum, default_value_t)]
+        output: OutputFormat,
+    },
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,5 +426,85 @@ mod tests {
         let err = Cli::try_parse_from(["rune", "db", "rollback", "--to", "two"]).unwrap_err().to_string();
         assert!(err.contains("--to"), "{err}");
         assert!(Cli::try_parse_from(["rune", "db", "rollback", "--to", "1", "--yes"]).is_ok());
+    }
+
+    fn parse(args: &[&str]) -> Result<Cli, String> {
+        Cli::try_parse_from(args).map_err(|e| e.to_string())
+    }
+
+    /// Global API flags parse after the subcommand too; a bad backend names the choices.
+    #[test]
+    fn global_backend_flags() {
+        let cli = parse(&["rune", "jobs", "list", "--backend", "http", "--api-tenant", "alpha"]).unwrap();
+        assert_eq!(cli.global.backend, BackendKind::Http);
+        assert_eq!(cli.global.api_tenant, "alpha");
+        let err = parse(&["rune", "--backend", "grpc", "jobs", "list"]).unwrap_err();
+        assert!(err.contains("--backend") && err.contains("local") && err.contains("http"), "{err}");
+    }
+
+    /// --since/--until take RFC 3339, dates or epoch seconds and refuse anything else.
+    #[test]
+    fn list_time_filters() {
+        let cli = parse(&["rune", "jobs", "list", "--since", "2026-01-02", "--until", "2026-01-02T10:00:00Z"]).unwrap();
+        let Command::Jobs(JobsCommand::List(a)) = cli.command else { panic!("not jobs list") };
+        assert_eq!(a.since, Some(Timestamp::parse("2026-01-02T00:00:00Z").unwrap()));
+        for bad in ["yesterday", "2026-13-01", "10:00", ""] {
+            let err = parse(&["rune", "jobs", "list", "--since", bad]).unwrap_err();
+            assert!(err.contains("--since"), "{bad}: {err}");
+        }
+    }
+
+    /// --limit is at least 1 and excludes --all; kind and status are checked.
+    #[test]
+    fn list_limit_kind_status() {
+        assert!(parse(&["rune", "jobs", "list", "--limit", "0"]).is_err());
+        assert!(parse(&["rune", "jobs", "list", "--limit", "-3"]).is_err());
+        let err = parse(&["rune", "jobs", "list", "--limit", "5", "--all"]).unwrap_err();
+        assert!(err.contains("--all") || err.contains("--limit"), "{err}");
+        let err = parse(&["rune", "jobs", "list", "--kind", "bench"]).unwrap_err();
+        assert!(err.contains("cost-estimate"), "{err}");
+        let err = parse(&["rune", "jobs", "list", "--status", "done"]).unwrap_err();
+        assert!(err.contains("succeeded"), "{err}");
+        assert!(parse(&["rune", "jobs", "list", "--kind", "cost-estimate", "--status", "failed", "--all"]).is_ok());
+    }
+
+    /// Job ids that could not exist (or would escape the URL path) are usage errors.
+    #[test]
+    fn job_and_schedule_ids() {
+        assert!(parse(&["rune", "jobs", "get", "../estop"]).is_err());
+        assert!(parse(&["rune", "jobs", "cancel", "a b"]).is_err());
+        assert!(parse(&["rune", "jobs", "watch", "0b9c1d2e-aaaa-4bbb-8ccc-0123456789ab"]).is_ok());
+        assert!(parse(&["rune", "schedules", "delete", ".."]).is_err());
+        assert!(parse(&["rune", "schedules", "get", "x/y"]).is_err());
+        assert!(parse(&["rune", "schedules", "suspend", "0b9c1d2e-aaaa-4bbb-8ccc-0123456789ab"]).is_ok());
+    }
+
+    /// create needs exactly one request source, a cron that can fire and a known policy.
+    #[test]
+    fn schedule_create_flags() {
+        let base = ["rune", "schedules", "create", "--name", "n", "--kind", "cost-estimate"];
+        let with = |extra: &[&str]| parse(&[&base[..], extra].concat());
+        assert!(with(&["--cron", "*/5 * * * *"]).is_err(), "a request is required");
+        assert!(with(&["--cron", "*/5 * * * *", "--request", "{}", "--request-file", "f.json"]).is_err());
+        let ok = with(&["--cron", " */5 * * * * ", "--request", "{}", "--concurrency-policy", "replace"]).unwrap();
+        let Command::Schedules(SchedulesCommand::Create(a)) = ok.command else { panic!("not create") };
+        assert_eq!(a.cron, "*/5 * * * *");
+        assert_eq!(a.concurrency_policy, ConcurrencyPolicy::Replace);
+        for bad_cron in ["* * * *", "61 * * * *", "0 0 30 2 *", "@fortnightly"] {
+            let err = with(&["--cron", bad_cron, "--request", "{}"]).unwrap_err();
+            assert!(err.contains("--cron"), "{bad_cron}: {err}");
+        }
+        let err = with(&["--cron", "@hourly", "--request", "{}", "--concurrency-policy", "Sometimes"]).unwrap_err();
+        assert!(err.contains("Forbid, Allow or Replace"), "{err}");
+        assert!(with(&["--cron", "@hourly", "--request", "{}", "--starting-deadline-seconds", "0"]).is_err());
+    }
+
+    /// --kubernetes is accepted before or after the estop subcommand.
+    #[test]
+    fn estop_kubernetes_flag() {
+        let cli = parse(&["rune", "estop", "status", "--kubernetes"]).unwrap();
+        let Command::Estop(a) = cli.command else { panic!("not estop") };
+        assert!(a.kubernetes);
+        assert!(parse(&["rune", "estop", "--kubernetes", "trigger", "--reason", "x"]).is_ok());
     }
 }

@@ -14,7 +14,9 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse_with_version();
-    init_tracing(cli.global.log_json);
+    // The server reports what it does (requests, jobs); one-shot commands stay quiet.
+    let default_level = if matches!(cli.command, cli::Command::Serve(_)) { "info" } else { "warn" };
+    init_tracing(cli.global.log_json, default_level);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -34,8 +36,8 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_tracing(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("RUNE_LOG").unwrap_or_else(|_| "warn".into());
+fn init_tracing(json: bool, default_level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RUNE_LOG").unwrap_or_else(|_| default_level.into());
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     if json {
         builder.json().init();

@@ -32,7 +32,7 @@ use serde_json::Value;
 use std::time::Duration;
 
 /// How to reach the API.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ClientConfig {
     /// Base URL, e.g. `http://rune-api.rune:8080`.
     pub base_url: String,
@@ -44,6 +44,18 @@ pub struct ClientConfig {
     pub timeout: Duration,
     /// Skip TLS certificate verification.
     pub insecure: bool,
+}
+
+impl std::fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("base_url", &self.base_url)
+            .field("token", &self.token.as_ref().map(|_| "[REDACTED]"))
+            .field("tenant", &self.tenant)
+            .field("timeout", &self.timeout)
+            .field("insecure", &self.insecure)
+            .finish()
+    }
 }
 
 impl Default for ClientConfig {
@@ -124,7 +136,7 @@ impl ClientError {
     }
 }
 
-/// A connection to one RUNE API as one tenant.
+/// A connection to one RUNE API as one tenant (its `Debug` never shows the token).
 #[derive(Debug, Clone)]
 pub struct RuneClient {
     base: String,
@@ -177,8 +189,35 @@ impl RuneClient {
         &self.base
     }
 
+    /// Builds the URL of `path`, percent-encoding every segment, so an identifier can
+    /// never climb out of its route (`../estop` stays one segment).
+    fn url(&self, path: &str) -> String {
+        let mut out = self.base.clone();
+        let (path, query) = match path.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (path, None),
+        };
+        for segment in path.split('/').filter(|s| !s.is_empty()) {
+            out.push('/');
+            for b in segment.bytes() {
+                if b.is_ascii_alphanumeric()
+                    || matches!(b, b'-' | b'_' | b'.' | b'~') && !(segment == "." || segment == "..")
+                {
+                    out.push(b as char);
+                } else {
+                    out.push_str(&format!("%{b:02X}"));
+                }
+            }
+        }
+        if let Some(q) = query {
+            out.push('?');
+            out.push_str(q);
+        }
+        out
+    }
+
     fn request(&self, client: &reqwest::Client, method: Method, path: &str) -> reqwest::RequestBuilder {
-        let mut req = client.request(method, format!("{}{path}", self.base)).header("X-Tenant-ID", &self.config.tenant);
+        let mut req = client.request(method, self.url(path)).header("X-Tenant-ID", &self.config.tenant);
         if let Some(t) = &self.config.token {
             req = req.bearer_auth(t);
         }
@@ -391,4 +430,39 @@ fn describe(e: &reqwest::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client() -> RuneClient {
+        RuneClient::new(ClientConfig { token: Some("super-secret-token".into()), ..Default::default() }).unwrap()
+    }
+
+    /// Identifiers are encoded as single segments; dot segments cannot climb routes.
+    #[test]
+    fn path_segments_are_encoded() {
+        let c = client();
+        assert_eq!(c.url("/v1/jobs/abc-123"), "http://127.0.0.1:8080/v1/jobs/abc-123");
+        assert_eq!(c.url("/v1/schedules/../../estop"), "http://127.0.0.1:8080/v1/schedules/%2E%2E/%2E%2E/estop");
+        assert_eq!(c.url("/v1/jobs/a b?x"), "http://127.0.0.1:8080/v1/jobs/a%20b?x");
+        assert_eq!(c.url("/v1/jobs/a%2Fb"), "http://127.0.0.1:8080/v1/jobs/a%252Fb");
+    }
+
+    /// The token never appears in Debug output.
+    #[test]
+    fn debug_redacts_token() {
+        let c = client();
+        assert!(!format!("{c:?}").contains("super-secret-token"));
+        assert!(format!("{:?}", c.config).contains("[REDACTED]"));
+    }
+
+    /// Base URLs must be http(s).
+    #[test]
+    fn bad_base_url() {
+        let err =
+            RuneClient::new(ClientConfig { base_url: "localhost:8080".into(), ..Default::default() }).unwrap_err();
+        assert!(err.to_string().contains("must start with http://"));
+    }
 }

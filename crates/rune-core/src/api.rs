@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// Body of `202 Accepted` after `POST /v1/jobs/{kind}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SubmitResponse {
     /// The job (new, or the original one on an idempotent replay).
     pub job_id: String,
@@ -21,7 +21,7 @@ pub struct SubmitResponse {
 }
 
 /// Every error answer: `{"error": "...", "code": "..."}`, plus field errors on 400/422.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     /// What went wrong, for people.
     pub error: String,
@@ -33,7 +33,7 @@ pub struct ErrorBody {
 }
 
 /// A job as the API shows it (`GET /v1/jobs/{id}` and list entries).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobView {
     /// Identifier.
     pub job_id: String,
@@ -85,13 +85,13 @@ impl JobView {
             started_at: job.started_at.map(|t| t.to_rfc3339()),
             finished_at: job.finished_at.map(|t| t.to_rfc3339()),
             attempts: job.attempts,
-            schedule_id: None,
+            schedule_id: job.schedule_id.clone(),
         }
     }
 }
 
 /// `GET /v1/jobs`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobList {
     /// This page.
     pub jobs: Vec<JobView>,
@@ -100,7 +100,7 @@ pub struct JobList {
 }
 
 /// `DELETE /v1/jobs/{id}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CancelResponse {
     /// The job.
     pub job_id: String,
@@ -109,14 +109,14 @@ pub struct CancelResponse {
 }
 
 /// `GET /v1/jobs/{id}/events`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EventList {
     /// Events after `after`, oldest first.
     pub events: Vec<JobEvent>,
 }
 
 /// One artifact in a listing, with where to download it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ArtifactView {
     /// Identifier.
     pub artifact_id: String,
@@ -150,7 +150,7 @@ impl ArtifactView {
 }
 
 /// `GET /v1/runs/{id}/artifacts`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ArtifactList {
     /// The run.
     pub run_id: String,
@@ -161,7 +161,7 @@ pub struct ArtifactList {
 }
 
 /// Totals of an artifact listing.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ArtifactSummary {
     /// Artifacts.
     pub total_count: usize,
@@ -170,7 +170,7 @@ pub struct ArtifactSummary {
 }
 
 /// Body of `POST /v1/schedules` and `PUT /v1/schedules/{id}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ScheduleRequest {
     /// Unique name within the tenant.
     pub name: String,
@@ -206,7 +206,7 @@ fn default_failed_history() -> u32 {
 }
 
 /// A schedule as the API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ScheduleView {
     /// Identifier.
     pub schedule_id: String,
@@ -264,14 +264,14 @@ impl ScheduleView {
 }
 
 /// `GET /v1/schedules`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ScheduleList {
     /// Schedules, by name.
     pub schedules: Vec<ScheduleView>,
 }
 
 /// Body of `POST /v1/estop`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 pub struct EstopRequest {
     /// Why (shown in status, logs and the UI banner).
     #[serde(default)]
@@ -281,34 +281,41 @@ pub struct EstopRequest {
     pub actor: Option<String>,
 }
 
-/// `GET /v1/estop` and the answer to trigger/release.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+/// `GET /v1/estop` and the answer to trigger/release. The lists show only the caller's
+/// own schedules and jobs; the totals count every tenant's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 pub struct EstopStatus {
     /// Whether the E-Stop is engaged.
     pub active: bool,
-    /// Who engaged (or last released) it.
+    /// Who engaged it (the last time).
     pub actor: Option<String>,
     /// Why.
     pub reason: Option<String>,
     /// When it was engaged.
     pub triggered_at: Option<String>,
+    /// Who released it (the last time).
+    pub released_by: Option<String>,
     /// When it was last released.
     pub released_at: Option<String>,
-    /// Schedules it suspended (and will resume on release).
+    /// The caller's schedules the last stop suspended (resumed on release).
     pub suspended_schedules: Vec<String>,
-    /// Jobs it cancelled.
+    /// The caller's jobs the last stop cancelled.
     pub cancelled_jobs: Vec<String>,
+    /// Schedules the last stop suspended, all tenants.
+    pub suspended_schedules_total: usize,
+    /// Jobs the last stop cancelled, all tenants.
+    pub cancelled_jobs_total: usize,
 }
 
 /// `GET /healthz`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Health {
     /// `ok`.
     pub status: String,
 }
 
 /// `GET /readyz`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Readiness {
     /// `ok` or `unavailable`.
     pub status: String,

@@ -38,7 +38,7 @@ pub const DEFAULT_TEMPLATE_HASH: &str = "c166c11f035d3a97871a23bd32ca6aba";
 pub const BACKEND_TYPES: [&str; 2] = ["ollama", "openai"];
 
 /// Vast.ai provisioning parameters.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct VastAiProvisioning {
     /// Vast.ai template to start.
     pub template_hash: String,
@@ -53,14 +53,14 @@ pub struct VastAiProvisioning {
 }
 
 /// Where the model runs when it is not an existing server.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 pub struct Provisioning {
     /// Rent a GPU on Vast.ai.
     pub vastai: Option<VastAiProvisioning>,
 }
 
 /// `agentic-agent`: ask one agent one question.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RunAgenticAgentRequest {
     /// The question.
     pub question: String,
@@ -81,7 +81,7 @@ pub struct RunAgenticAgentRequest {
 }
 
 /// `benchmark`: provision or reuse a backend, run an agent, score, tear down.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RunBenchmarkRequest {
     /// Provisioning, when the backend is not an existing server.
     pub provisioning: Option<Provisioning>,
@@ -112,7 +112,7 @@ pub struct RunBenchmarkRequest {
 }
 
 /// `llm-instance`: provision or check an LLM server.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RunLlmInstanceRequest {
     /// Provisioning, when the backend is not an existing server.
     pub provisioning: Option<Provisioning>,
@@ -123,7 +123,7 @@ pub struct RunLlmInstanceRequest {
 }
 
 /// `cost-estimate`: pre-flight cost estimate (the original's fields and defaults).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CostEstimationRequest {
     /// Price a Vast.ai rental.
     pub vastai: bool,

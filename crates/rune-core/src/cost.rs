@@ -352,7 +352,7 @@ pub const HIGH_IMPACT_USD: f64 = 20.0;
 pub const MEDIUM_IMPACT_USD: f64 = 5.0;
 
 /// What a pre-flight estimate prices; the wire spelling is the original's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum CostDriver {
     /// The user's own hardware: energy plus amortised purchase price.
@@ -387,7 +387,7 @@ impl fmt::Display for CostDriver {
 }
 
 /// How heavy a run is on money or hardware, for at-a-glance display.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ResourceImpact {
     /// Projected spend of at most [`MEDIUM_IMPACT_USD`].
@@ -413,7 +413,7 @@ impl ResourceImpact {
 
 /// A pre-flight estimate. The first six fields keep the original `CostEstimationResponse`
 /// names, which the original Python client and UI read.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CostEstimate {
     /// Projected cost of the whole run, dollars.
     pub projected_cost_usd: f64,

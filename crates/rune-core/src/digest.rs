@@ -119,6 +119,7 @@ mod tests {
             lease_expires_at: None,
             started_at: None,
             finished_at: None,
+            schedule_id: None,
         }
     }
 

@@ -13,7 +13,7 @@ use std::str::FromStr;
 pub const MAX_ID_LEN: usize = 64;
 
 /// What a job does. The first four exist in the original RUNE; the last two are new.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum JobKind {
     /// Provision or reuse a backend, run an agent over a question or suite, score it.
@@ -83,7 +83,7 @@ impl FromStr for JobKind {
 ///
 /// The only other movement is lease recovery (`running → queued` after the worker that
 /// held the job died), which stores perform explicitly and never through a status update.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum JobStatus {
     /// Accepted and waiting for a worker.
@@ -312,6 +312,8 @@ pub struct JobRecord {
     pub started_at: Option<Timestamp>,
     /// When it reached a terminal status.
     pub finished_at: Option<Timestamp>,
+    /// The schedule that fired it, if any.
+    pub schedule_id: Option<String>,
 }
 
 #[cfg(test)]

@@ -10,11 +10,12 @@ use std::fmt;
 use std::str::FromStr;
 
 /// One recorded step of a job (a phase span or a log line), in `workflow_events`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobEvent {
     /// Monotonic id, the SSE `Last-Event-ID`.
     pub id: i64,
     /// The job it belongs to.
+    #[schema(value_type = String)]
     pub job_id: JobId,
     /// Event name, e.g. `agent.ask`, `provision`, `log`.
     pub event: String,
@@ -218,7 +219,7 @@ impl ChainState {
 }
 
 /// What a scheduler does when a run is due while the previous one is still going.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default, utoipa::ToSchema)]
 pub enum ConcurrencyPolicy {
     /// Skip the new run.
     #[default]

@@ -10,9 +10,34 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// A point in time as whole microseconds since the Unix epoch (UTC).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
+///
+/// In JSON it is an RFC 3339 string (`2026-11-27T10:49:25.123Z`); numbers are read as
+/// float epoch seconds, the original RUNE's format (e.g. in adopted chain state).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, utoipa::ToSchema)]
+#[schema(value_type = String, format = DateTime)]
 pub struct Timestamp(i64);
+
+impl Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_rfc3339())
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Wire {
+            Text(String),
+            Seconds(f64),
+        }
+        match Wire::deserialize(d)? {
+            Wire::Text(t) => Timestamp::parse(&t).map_err(serde::de::Error::custom),
+            Wire::Seconds(s) if s.is_finite() => Ok(Timestamp::from_epoch_seconds(s)),
+            Wire::Seconds(_) => Err(serde::de::Error::custom("timestamp is not a finite number")),
+        }
+    }
+}
 
 impl Timestamp {
     /// The current wall-clock time. Timestamps are wall-clock on purpose: they are
@@ -184,6 +209,16 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// JSON: written as RFC 3339, read from RFC 3339 or float epoch seconds.
+    #[test]
+    fn json_form() {
+        let t = Timestamp::from_millis(1_795_776_565_123);
+        assert_eq!(serde_json::to_string(&t).unwrap(), "\"2026-11-27T10:49:25.123Z\"");
+        assert_eq!(serde_json::from_str::<Timestamp>("\"2026-11-27T10:49:25.123Z\"").unwrap(), t);
+        assert_eq!(serde_json::from_str::<Timestamp>("1795776565.123").unwrap(), t);
+        assert!(serde_json::from_str::<Timestamp>("\"soon\"").is_err());
+    }
 
     /// RFC 3339 text, dates and epoch seconds parse; rendering and parsing agree.
     #[test]

@@ -47,7 +47,7 @@ fn bulk_fill(db: &PathBuf, jobs: u64, result_bytes: usize) -> rusqlite::Result<(
         let statuses = ["succeeded", "succeeded", "succeeded", "failed", "cancelled"];
         let start = Timestamp::now().as_micros() - (jobs as i64) * 1_000;
         for i in 0..jobs {
-            let status = statuses[(i % 5) as usize];
+            let status = statuses[((i / 10) % 5) as usize];
             let result = format!("{{\"answer\":\"{filler}\",\"n\":{i}}}");
             stmt.execute(rusqlite::params![
                 uuid::Uuid::new_v4().to_string(),

@@ -195,6 +195,7 @@ fn job_from_row(row: &Map<String, Value>) -> Result<JobRecord> {
         lease_expires_at: None,
         started_at: None,
         finished_at: None,
+        schedule_id: None,
     })
 }
 

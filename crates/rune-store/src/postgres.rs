@@ -623,6 +623,7 @@ fn read_job(row: &Row) -> Result<JobRecord> {
         lease_expires_at: rows::ts_opt(row.try_get(12)?),
         started_at: rows::ts_opt(row.try_get(13)?),
         finished_at: rows::ts_opt(row.try_get(14)?),
+        schedule_id: row.try_get(15)?,
     })
 }
 
@@ -1694,7 +1695,7 @@ impl Store for PgStore {
         let rows = client
             .query(
                 "SELECT job_id, tenant_id, kind, status, request_json, result_json, error, message, created_at, updated_at, \
-                 NULL::integer, NULL::text, NULL::float8, NULL::float8, NULL::float8 FROM jobs \
+                 NULL::integer, NULL::text, NULL::float8, NULL::float8, NULL::float8, NULL::text FROM jobs \
                  WHERE ($1::text IS NULL OR job_id > $1::text) ORDER BY job_id LIMIT $2",
                 &[&after, &i64::from(limit.max(1))],
             )

@@ -5,7 +5,7 @@ use rune_core::{JobId, JobKind, JobStatus, TenantId, Timestamp};
 
 /// Column list of `jobs` in the order every engine selects it.
 pub(crate) const JOB_COLUMNS: &str = "job_id, tenant_id, kind, status, request_json, result_json, error, message, \
-     created_at, updated_at, attempts, lease_owner, lease_expires_at, started_at, finished_at";
+     created_at, updated_at, attempts, lease_owner, lease_expires_at, started_at, finished_at, schedule_id";
 
 /// Parses the typed columns of a job row, naming the row when one is corrupt.
 pub(crate) fn job_ids(

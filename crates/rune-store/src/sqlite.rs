@@ -355,6 +355,7 @@ fn read_job(row: &Row<'_>) -> Result<JobRecord> {
         lease_expires_at: rows::ts_opt(row.get(12)?),
         started_at: rows::ts_opt(row.get(13)?),
         finished_at: rows::ts_opt(row.get(14)?),
+        schedule_id: row.get(15)?,
     })
 }
 
@@ -1236,7 +1237,7 @@ impl Store for SqliteStore {
             // Only the original columns: this works at every schema version.
             let mut stmt = conn.prepare_cached(
                 "SELECT job_id, tenant_id, kind, status, request_json, result_json, error, message, created_at, updated_at, \
-                 NULL, NULL, NULL, NULL, NULL FROM jobs WHERE (?1 IS NULL OR job_id > ?1) ORDER BY job_id LIMIT ?2",
+                 NULL, NULL, NULL, NULL, NULL, NULL FROM jobs WHERE (?1 IS NULL OR job_id > ?1) ORDER BY job_id LIMIT ?2",
             )?;
             collect_jobs(&mut stmt, params![after, i64::from(limit.max(1))])
         })

@@ -4,6 +4,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use axum::extract::{Query, State};
 use axum::Json;
+use rune_core::api::ErrorBody;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -26,6 +27,7 @@ pub const VASTAI_MODELS: &[(&str, u32, u32)] = &[
 
 /// `GET /v1/catalog/vastai-models` → `{"models": [{name, vram_mb, required_disk_gb}]}`
 /// (the shape the original client reads).
+#[utoipa::path(get, path = "/v1/catalog/vastai-models", tag = "catalog", responses((status = 200, body = Object)))]
 pub async fn vastai_models() -> Json<Value> {
     let models: Vec<Value> = VASTAI_MODELS
         .iter()
@@ -37,6 +39,9 @@ pub async fn vastai_models() -> Json<Value> {
 /// `GET /v1/llm/models?backend_url=&backend_type=ollama|openai` (also
 /// `/v1/catalog/models` and the 0.0.0a5 `/v1/ollama/models`) →
 /// `{"models": [...], "running_models": [...]}`.
+#[utoipa::path(get, path = "/v1/llm/models", tag = "catalog",
+    params(("backend_url" = String, Query), ("backend_type" = Option<String>, Query, description = "ollama (default) or openai")),
+    responses((status = 200, body = Object), (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn llm_models(
     State(state): State<AppState>,
     Query(params): Query<BTreeMap<String, String>>,

@@ -13,11 +13,17 @@ use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 
 /// `GET /v1/estop`.
-pub async fn estop_status(State(state): State<AppState>) -> ApiResult<Json<EstopStatus>> {
-    Ok(Json(estop::status(&state).await?))
+#[utoipa::path(get, path = "/v1/estop", tag = "estop", responses((status = 200, body = EstopStatus)))]
+pub async fn estop_status(
+    State(state): State<AppState>,
+    Extension(Tenant(tenant)): Extension<Tenant>,
+) -> ApiResult<Json<EstopStatus>> {
+    Ok(Json(estop::status(&state, &tenant).await?))
 }
 
 /// `POST /v1/estop` with `{"reason"?, "actor"?}`.
+#[utoipa::path(post, path = "/v1/estop", tag = "estop", request_body = EstopRequest,
+    responses((status = 200, body = EstopStatus), (status = 403, body = rune_core::api::ErrorBody)))]
 pub async fn estop_trigger(
     State(state): State<AppState>,
     Extension(Tenant(tenant)): Extension<Tenant>,
@@ -26,23 +32,26 @@ pub async fn estop_trigger(
     let req: EstopRequest =
         serde_json::from_value(body).map_err(|e| ApiError::BadRequest(format!("invalid E-Stop request: {e}")))?;
     let actor = req.actor.filter(|a| !a.trim().is_empty()).unwrap_or_else(|| format!("tenant {tenant}"));
-    Ok(Json(estop::trigger(&state, &actor, req.reason).await?))
+    Ok(Json(estop::trigger(&state, &tenant, &actor, req.reason).await?))
 }
 
 /// `DELETE /v1/estop`.
+#[utoipa::path(delete, path = "/v1/estop", tag = "estop", responses((status = 200, body = EstopStatus)))]
 pub async fn estop_release(
     State(state): State<AppState>,
     Extension(Tenant(tenant)): Extension<Tenant>,
 ) -> ApiResult<Json<EstopStatus>> {
-    Ok(Json(estop::release(&state, &format!("tenant {tenant}")).await?))
+    Ok(Json(estop::release(&state, &tenant, &format!("tenant {tenant}")).await?))
 }
 
 /// `GET /healthz`: the process answers. Cheap, no database.
+#[utoipa::path(get, path = "/healthz", tag = "probes", security(), responses((status = 200, body = Health)))]
 pub async fn healthz() -> Json<Health> {
     Json(Health { status: "ok".into() })
 }
 
 /// `GET /readyz`: the database answers at a schema this binary knows, and workers run.
+#[utoipa::path(get, path = "/readyz", tag = "probes", security(), responses((status = 200, body = Readiness), (status = 503, body = Readiness)))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
     let mut checks = BTreeMap::new();
     let mut ok = true;
@@ -82,6 +91,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 /// `GET /metrics`: Prometheus text format.
+#[utoipa::path(get, path = "/metrics", tag = "probes", security(), responses((status = 200, content_type = "application/openmetrics-text")))]
 pub async fn metrics(State(state): State<AppState>) -> ApiResult<Response> {
     let counts = state.store.count_jobs(None).await?;
     let text = state.metrics.render(

@@ -6,8 +6,9 @@ use crate::middleware::{JsonBody, Tenant};
 use crate::state::AppState;
 use axum::extract::{Query, State};
 use axum::{Extension, Json};
-use rune_core::contracts::JobRequest;
-use rune_core::cost::{self, FinOpsQuery, HistorySample};
+use rune_core::api::ErrorBody;
+use rune_core::contracts::{CostEstimationRequest, JobRequest};
+use rune_core::cost::{self, CostEstimate, FinOpsQuery, HistorySample};
 use rune_core::{JobKind, JobStatus};
 use rune_store::JobQuery;
 use serde_json::Value;
@@ -18,6 +19,8 @@ const FINOPS_HISTORY_LIMIT: usize = 5_000;
 
 /// `POST /v1/estimates`: the original's request fields; a request that selects no cost
 /// driver is refused (422), never answered with a made-up driver.
+#[utoipa::path(post, path = "/v1/estimates", tag = "cost", request_body = CostEstimationRequest,
+    responses((status = 200, body = CostEstimate), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody, description = "no cost driver selected (fail-closed)")))]
 pub async fn estimate(JsonBody(body): JsonBody) -> ApiResult<Json<Value>> {
     let JobRequest::CostEstimate(req) = JobRequest::parse(JobKind::CostEstimate, &body).map_err(ApiError::Invalid)?
     else {
@@ -29,6 +32,10 @@ pub async fn estimate(JsonBody(body): JsonBody) -> ApiResult<Json<Value>> {
 }
 
 /// `GET|POST /v1/finops/simulate?agent=&model=&gpu=&suite=&runs_per_period=&period_days=`.
+#[utoipa::path(get, path = "/v1/finops/simulate", tag = "cost",
+    params(("agent" = Option<String>, Query), ("model" = Option<String>, Query), ("gpu" = Option<String>, Query), ("suite" = Option<String>, Query),
+           ("runs_per_period" = Option<u64>, Query), ("period_days" = Option<u64>, Query)),
+    responses((status = 200, body = Object), (status = 422, body = ErrorBody)))]
 pub async fn finops(
     State(state): State<AppState>,
     Extension(Tenant(tenant)): Extension<Tenant>,

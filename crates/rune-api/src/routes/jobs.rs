@@ -6,7 +6,7 @@ use crate::state::AppState;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::{Extension, Json};
-use rune_core::api::{CancelResponse, EventList, JobList, JobView, SubmitResponse};
+use rune_core::api::{CancelResponse, ErrorBody, EventList, JobList, JobView, SubmitResponse};
 use rune_core::contracts::JobRequest;
 use rune_core::validate::FieldError;
 use rune_core::{JobId, JobKind, JobStatus, Timestamp, ValidationErrors};
@@ -21,7 +21,7 @@ const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 pub(crate) fn parse_kind(raw: &str) -> ApiResult<JobKind> {
     match raw {
         "ollama-instance" => Ok(JobKind::LlmInstance),
-        other => other.parse().map_err(|_| ApiError::NotFound(format!("unknown job kind: {other}; job kind"))),
+        other => other.parse().map_err(|e: rune_core::job::UnknownJobKind| ApiError::UnknownKind(e.to_string())),
     }
 }
 
@@ -40,6 +40,13 @@ fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
 }
 
 /// `POST /v1/jobs/{kind}` → 202 `{"job_id", "status": "accepted"}`.
+#[utoipa::path(post, path = "/v1/jobs/{kind}", tag = "jobs",
+    params(("kind" = String, Path, description = "benchmark, agentic-agent, llm-instance (alias ollama-instance), cost-estimate"),
+           ("Idempotency-Key" = Option<String>, Header, description = "replays return the original job; also X-Idempotency-Key")),
+    request_body(content = Object, description = "the kind's request (see RunBenchmarkRequest, RunAgenticAgentRequest, RunLlmInstanceRequest, CostEstimationRequest)"),
+    responses((status = 202, body = SubmitResponse), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody, description = "idempotency key reused with another body, or E-Stop engaged"),
+              (status = 413, body = ErrorBody), (status = 422, body = ErrorBody, description = "field errors")))]
 pub async fn submit(
     State(state): State<AppState>,
     Extension(Tenant(tenant)): Extension<Tenant>,
@@ -66,7 +73,7 @@ pub async fn submit(
     match outcome {
         CreateOutcome::Created(job) => {
             state.engine.notify_submitted();
-            tracing::info!(job_id = %job.job_id, %kind, tenant = %tenant, "job accepted");
+            tracing::debug!(job_id = %job.job_id, %kind, tenant = %tenant, "job accepted");
             Ok((
                 StatusCode::ACCEPTED,
                 Json(SubmitResponse { job_id: job.job_id.to_string(), status: "accepted".into() }),
@@ -83,6 +90,8 @@ pub async fn submit(
 }
 
 /// `GET /v1/jobs/{id}`.
+#[utoipa::path(get, path = "/v1/jobs/{id}", tag = "jobs", params(("id" = String, Path)),
+    responses((status = 200, body = JobView), (status = 404, body = ErrorBody)))]
 pub async fn get(
     State(state): State<AppState>,
     Extension(Tenant(tenant)): Extension<Tenant>,
@@ -96,6 +105,12 @@ pub async fn get(
 /// `GET /v1/jobs`: filters `kind`, `status`, `created_after`, `created_before`,
 /// `schedule_id`; `order=desc|asc` (newest first by default); `limit` (1–500, default
 /// 50); `cursor` from the previous page.
+#[utoipa::path(get, path = "/v1/jobs", tag = "jobs",
+    params(("kind" = Option<String>, Query), ("status" = Option<String>, Query), ("created_after" = Option<String>, Query),
+           ("created_before" = Option<String>, Query), ("schedule_id" = Option<String>, Query),
+           ("order" = Option<String>, Query, description = "desc (default) or asc"), ("limit" = Option<u32>, Query, description = "1-500, default 50"),
+           ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
+    responses((status = 200, body = JobList), (status = 422, body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
     Extension(Tenant(tenant)): Extension<Tenant>,
@@ -171,6 +186,8 @@ pub(crate) fn validation(errors: Vec<FieldError>) -> ValidationErrors {
 
 /// `DELETE /v1/jobs/{id}`: cancels a queued or running job (running work is stopped,
 /// subprocesses die); a job already finished is left as it is.
+#[utoipa::path(delete, path = "/v1/jobs/{id}", tag = "jobs", params(("id" = String, Path)),
+    responses((status = 200, body = CancelResponse), (status = 404, body = ErrorBody)))]
 pub async fn cancel(
     State(state): State<AppState>,
     Extension(Tenant(tenant)): Extension<Tenant>,
@@ -212,6 +229,9 @@ pub(crate) async fn cancel_job(
 }
 
 /// `GET /v1/jobs/{id}/events?after=N&limit=M`.
+#[utoipa::path(get, path = "/v1/jobs/{id}/events", tag = "jobs",
+    params(("id" = String, Path), ("after" = Option<i64>, Query), ("limit" = Option<u32>, Query)),
+    responses((status = 200, body = EventList), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn events(
     State(state): State<AppState>,
     Extension(Tenant(tenant)): Extension<Tenant>,

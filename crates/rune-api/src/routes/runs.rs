@@ -11,7 +11,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use futures_util::stream::Stream;
-use rune_core::api::{ArtifactList, ArtifactSummary, ArtifactView};
+use rune_core::api::{ArtifactList, ArtifactSummary, ArtifactView, ErrorBody};
 use rune_core::{JobId, TenantId};
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -34,6 +34,9 @@ async fn owned_job(state: &AppState, tenant: &TenantId, id: &str) -> ApiResult<J
 /// `event: log` with its id (so a reconnect with `Last-Event-ID` resumes where it
 /// stopped); when the job is finished and every event was sent, `event: end` carries the
 /// final status and the stream closes.
+#[utoipa::path(get, path = "/v1/runs/{id}/trace", tag = "runs",
+    params(("id" = String, Path), ("Last-Event-ID" = Option<String>, Header)),
+    responses((status = 200, content_type = "text/event-stream", description = "`log` events, then `end`"), (status = 404, body = ErrorBody)))]
 pub async fn trace(
     State(state): State<AppState>,
     Extension(Tenant(tenant)): Extension<Tenant>,
@@ -68,8 +71,8 @@ fn async_stream(
                 }
                 // Read the status before the events: if it is terminal, every event
                 // was written before it, so one more read drains them all.
-                let status = match state.store.get_job(Some(&tenant), &id).await {
-                    Ok(Some(job)) => job.status,
+                let (status, error) = match state.store.get_job(Some(&tenant), &id).await {
+                    Ok(Some(job)) => (job.status, job.error),
                     Ok(None) => return None,
                     Err(e) => {
                         tracing::warn!(job_id = %id, error = %e, "trace: reading the job failed");
@@ -87,7 +90,11 @@ fn async_stream(
                             batch.push(Event::default().event("log").id(e.id.to_string()).data(data));
                         }
                         if status.is_terminal() && !full {
-                            batch.push(Event::default().event("end").data(json!({"status": status}).to_string()));
+                            batch.push(
+                                Event::default()
+                                    .event("end")
+                                    .data(json!({"status": status, "error": error}).to_string()),
+                            );
                             done = true;
                         }
                         batch.reverse();
@@ -107,6 +114,8 @@ fn async_stream(
 }
 
 /// `GET /v1/runs/{id}/artifacts` (and `/v1/audits/…`).
+#[utoipa::path(get, path = "/v1/runs/{id}/artifacts", tag = "runs", params(("id" = String, Path)),
+    responses((status = 200, body = ArtifactList), (status = 404, body = ErrorBody)))]
 pub async fn artifacts(
     State(state): State<AppState>,
     Extension(Tenant(tenant)): Extension<Tenant>,
@@ -128,6 +137,9 @@ pub async fn artifacts(
 
 /// `GET /v1/runs/{id}/artifacts/{artifact_id}`: the bytes, with the kind's content type,
 /// served from the database (never from a path named in job output).
+#[utoipa::path(get, path = "/v1/runs/{id}/artifacts/{artifact_id}", tag = "runs",
+    params(("id" = String, Path), ("artifact_id" = String, Path)),
+    responses((status = 200, content_type = "application/octet-stream", description = "the bytes, typed by kind"), (status = 404, body = ErrorBody)))]
 pub async fn artifact(
     State(state): State<AppState>,
     Extension(Tenant(tenant)): Extension<Tenant>,
@@ -151,6 +163,8 @@ pub async fn artifact(
 }
 
 /// `GET /v1/chains/{id}/state`.
+#[utoipa::path(get, path = "/v1/chains/{id}/state", tag = "runs", params(("id" = String, Path)),
+    responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
 pub async fn chain_state(
     State(state): State<AppState>,
     Extension(Tenant(tenant)): Extension<Tenant>,
@@ -165,6 +179,8 @@ pub async fn chain_state(
 
 /// `GET /v1/metrics/summary?job_id=`: per event name, counts and timing. Without
 /// `job_id`, over the tenant's 100 most recent jobs.
+#[utoipa::path(get, path = "/v1/metrics/summary", tag = "runs", params(("job_id" = Option<String>, Query)),
+    responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
 pub async fn metrics_summary(
     State(state): State<AppState>,
     Extension(Tenant(tenant)): Extension<Tenant>,

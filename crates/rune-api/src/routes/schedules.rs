@@ -6,7 +6,7 @@ use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
-use rune_core::api::{ScheduleList, ScheduleRequest, ScheduleView};
+use rune_core::api::{ErrorBody, ScheduleList, ScheduleRequest, ScheduleView};
 use rune_core::contracts::JobRequest;
 use rune_core::cron::CronSchedule;
 use rune_core::records::ScheduleRecord;
@@ -80,6 +80,8 @@ fn conflict(e: rune_store::StoreError) -> ApiError {
 }
 
 /// `POST /v1/schedules` → 201 with the schedule.
+#[utoipa::path(post, path = "/v1/schedules", tag = "schedules", request_body = ScheduleRequest,
+    responses((status = 201, body = ScheduleView), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
     Extension(Tenant(tenant)): Extension<Tenant>,
@@ -91,6 +93,7 @@ pub async fn create(
 }
 
 /// `GET /v1/schedules`.
+#[utoipa::path(get, path = "/v1/schedules", tag = "schedules", responses((status = 200, body = ScheduleList)))]
 pub async fn list(
     State(state): State<AppState>,
     Extension(Tenant(tenant)): Extension<Tenant>,
@@ -104,6 +107,8 @@ async fn owned(state: &AppState, tenant: &TenantId, id: &str) -> ApiResult<Sched
 }
 
 /// `GET /v1/schedules/{id}`.
+#[utoipa::path(get, path = "/v1/schedules/{id}", tag = "schedules", params(("id" = String, Path)),
+    responses((status = 200, body = ScheduleView), (status = 404, body = ErrorBody)))]
 pub async fn get(
     State(state): State<AppState>,
     Extension(Tenant(tenant)): Extension<Tenant>,
@@ -113,6 +118,8 @@ pub async fn get(
 }
 
 /// `PUT /v1/schedules/{id}`: replaces the spec (suspension and history are kept).
+#[utoipa::path(put, path = "/v1/schedules/{id}", tag = "schedules", params(("id" = String, Path)), request_body = ScheduleRequest,
+    responses((status = 200, body = ScheduleView), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn update(
     State(state): State<AppState>,
     Extension(Tenant(tenant)): Extension<Tenant>,
@@ -126,6 +133,8 @@ pub async fn update(
 }
 
 /// `DELETE /v1/schedules/{id}` (jobs it started are kept).
+#[utoipa::path(delete, path = "/v1/schedules/{id}", tag = "schedules", params(("id" = String, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
 pub async fn delete(
     State(state): State<AppState>,
     Extension(Tenant(tenant)): Extension<Tenant>,
@@ -139,6 +148,8 @@ pub async fn delete(
 }
 
 /// `POST /v1/schedules/{id}/suspend`.
+#[utoipa::path(post, path = "/v1/schedules/{id}/suspend", tag = "schedules", params(("id" = String, Path)),
+    responses((status = 200, body = ScheduleView), (status = 404, body = ErrorBody)))]
 pub async fn suspend(
     State(state): State<AppState>,
     Extension(Tenant(tenant)): Extension<Tenant>,
@@ -154,6 +165,8 @@ pub async fn suspend(
 
 /// `POST /v1/schedules/{id}/resume`. While the E-Stop is engaged, schedules stay
 /// suspended (409): release the E-Stop first.
+#[utoipa::path(post, path = "/v1/schedules/{id}/resume", tag = "schedules", params(("id" = String, Path)),
+    responses((status = 200, body = ScheduleView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn resume(
     State(state): State<AppState>,
     Extension(Tenant(tenant)): Extension<Tenant>,

@@ -8,6 +8,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
+use rune_core::api::ErrorBody;
 use rune_core::TenantId;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
@@ -41,7 +42,7 @@ fn redact(v: &Value) -> Value {
     }
 }
 
-fn obj<'a>(m: &'a Map<String, Value>, k: &str) -> Map<String, Value> {
+fn obj(m: &Map<String, Value>, k: &str) -> Map<String, Value> {
     m.get(k).and_then(Value::as_object).cloned().unwrap_or_default()
 }
 
@@ -61,6 +62,7 @@ fn view(config: &Map<String, Value>) -> Value {
 }
 
 /// `GET /v1/settings`.
+#[utoipa::path(get, path = "/v1/settings", tag = "settings", responses((status = 200, body = Object)))]
 pub async fn get(
     State(state): State<AppState>,
     Extension(Tenant(tenant)): Extension<Tenant>,
@@ -70,6 +72,8 @@ pub async fn get(
 
 /// `PUT|PATCH|POST /v1/settings` with `{"settings"?: {...}, "profile"?: name,
 /// "active_profile"?: name}`: merges `settings` into the defaults (or into `profile`).
+#[utoipa::path(put, path = "/v1/settings", tag = "settings", request_body = Object,
+    responses((status = 200, body = Object), (status = 400, body = ErrorBody)))]
 pub async fn update(
     State(state): State<AppState>,
     Extension(Tenant(tenant)): Extension<Tenant>,
@@ -119,6 +123,8 @@ pub async fn update(
 
 /// `GET /v1/settings/export?profile=`: the configuration as a `rune.yaml` download.
 /// The body is JSON, which every YAML 1.2 parser reads as YAML.
+#[utoipa::path(get, path = "/v1/settings/export", tag = "settings", params(("profile" = Option<String>, Query)),
+    responses((status = 200, content_type = "text/yaml"), (status = 404, body = ErrorBody)))]
 pub async fn export(
     State(state): State<AppState>,
     Extension(Tenant(tenant)): Extension<Tenant>,
@@ -154,6 +160,8 @@ fn check_profile_name(name: &str) -> ApiResult<()> {
 }
 
 /// `POST /v1/settings/profiles` with `{"name", "settings": {...}}` → 201.
+#[utoipa::path(post, path = "/v1/settings/profiles", tag = "settings", request_body = Object,
+    responses((status = 201, body = Object), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn create_profile(
     State(state): State<AppState>,
     Extension(Tenant(tenant)): Extension<Tenant>,
@@ -183,6 +191,8 @@ pub async fn create_profile(
 }
 
 /// `GET /v1/settings/profiles/{name}` (reads; the original deleted here).
+#[utoipa::path(get, path = "/v1/settings/profiles/{name}", tag = "settings", params(("name" = String, Path)),
+    responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
 pub async fn get_profile(
     State(state): State<AppState>,
     Extension(Tenant(tenant)): Extension<Tenant>,
@@ -195,6 +205,8 @@ pub async fn get_profile(
 }
 
 /// `PUT /v1/settings/profiles/{name}` with `{"settings": {...}}`: creates or replaces.
+#[utoipa::path(put, path = "/v1/settings/profiles/{name}", tag = "settings", params(("name" = String, Path)), request_body = Object,
+    responses((status = 200, body = Object), (status = 400, body = ErrorBody)))]
 pub async fn put_profile(
     State(state): State<AppState>,
     Extension(Tenant(tenant)): Extension<Tenant>,
@@ -214,6 +226,8 @@ pub async fn put_profile(
 }
 
 /// `DELETE /v1/settings/profiles/{name}`.
+#[utoipa::path(delete, path = "/v1/settings/profiles/{name}", tag = "settings", params(("name" = String, Path)),
+    responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
 pub async fn delete_profile(
     State(state): State<AppState>,
     Extension(Tenant(tenant)): Extension<Tenant>,

@@ -438,8 +438,13 @@ pub async fn estop_stops_everything_and_release_resumes(s: &TestServer) {
     );
     let (_, status) = json_of(s.beta(Method::GET, "/v1/estop").send().await.expect("send")).await;
     assert_eq!(status["active"], true, "every tenant sees the stop");
+    assert_eq!(status["suspended_schedules"], json!([]), "but not another tenant's schedules");
+    assert_eq!(status["cancelled_jobs"], json!([]));
+    assert_eq!(status["suspended_schedules_total"], 1);
     let (_, v) = json_of(s.alpha(Method::DELETE, "/v1/estop").send().await.expect("send")).await;
     assert_eq!(v["active"], false);
+    assert_eq!(v["actor"], "tenant alpha");
+    assert_eq!(v["released_by"], "tenant alpha");
     let (_, sa) = json_of(s.alpha(Method::GET, &format!("/v1/schedules/{a}")).send().await.expect("send")).await;
     let (_, sb) = json_of(s.alpha(Method::GET, &format!("/v1/schedules/{b}")).send().await.expect("send")).await;
     assert_eq!(sa["suspended"], false, "the E-Stop's suspension is lifted");
@@ -547,6 +552,27 @@ pub async fn probes_metrics_and_openapi(s: &TestServer) {
     let (st, doc) = json_of(s.http.get(s.url("/openapi.json")).send().await.expect("send")).await;
     assert_eq!(st, StatusCode::OK);
     assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")));
+    // Every documented operation is served (no drift between the document and the router).
+    let paths = doc["paths"].as_object().expect("paths");
+    assert!(paths.len() >= 25, "{}", paths.len());
+    for (path, ops) in paths {
+        let concrete =
+            path.split('/').map(|seg| if seg.starts_with('{') { "x" } else { seg }).collect::<Vec<_>>().join("/");
+        for method in ops.as_object().expect("ops").keys() {
+            let m: Method = method.to_uppercase().parse().expect("method");
+            let r = s
+                .alpha(m.clone(), &concrete)
+                .header("content-type", "application/json")
+                .body("{}")
+                .send()
+                .await
+                .expect("send");
+            let status = r.status();
+            let body = r.text().await.unwrap_or_default();
+            assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path} documented but not routed");
+            assert!(!body.contains("route not found"), "{method} {path} documented but not routed");
+        }
+    }
 }
 
 /// Tenant budget exhausted → 429 with Retry-After; the other tenant is unaffected.
@@ -632,4 +658,45 @@ print(json.dumps({"estimate": est, "job_id": job_id, "again": again, "status": s
     assert!(["queued", "running", "failed"].contains(&v["status"].as_str().unwrap_or("")), "{v}");
     assert!(v["outcome"].as_str().is_some_and(|o| o.contains("not available in this build")), "{v}");
     assert!(v["models"].as_u64().is_some_and(|n| n > 0));
+}
+
+/// Jobs submitted alternately to two replicas all finish exactly once (one `job.end`
+/// each); a due schedule fires one job although both replicas run a scheduler.
+pub async fn replicas_share_queue(a: &TestServer, b: &TestServer) {
+    let mut ids = Vec::new();
+    for i in 0..40 {
+        let s = if i % 2 == 0 { a } else { b };
+        ids.push(submit(s, "cost-estimate", COST_BODY).await);
+    }
+    for id in &ids {
+        let job = wait_terminal(a, id).await;
+        assert_eq!(job["status"], "succeeded", "{job}");
+        assert_eq!(job["attempts"], 1, "claimed once: {job}");
+        let events = a.client().events(id, 0).await.expect("events").events;
+        assert_eq!(events.iter().filter(|e| e.event == "job.end").count(), 1, "ran once: {id}");
+    }
+    let body = json!({"name": "shared", "cron": "* * * * *", "kind": "cost-estimate", "request": {"vastai": true}});
+    let (_, created) = json_of(a.alpha(Method::POST, "/v1/schedules").json(&body).send().await.expect("send")).await;
+    let sid = created["schedule_id"].as_str().expect("id").to_owned();
+    let past = rune_core::Timestamp::now().plus_millis(-120_000).as_epoch_seconds();
+    a.exec(&format!("UPDATE schedules SET created_at = {past} WHERE schedule_id = '{sid}'")).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let fired = a
+        .store
+        .list_jobs(&rune_store::JobQuery { schedule_id: Some(sid), limit: 10, ..Default::default() })
+        .await
+        .expect("l");
+    assert_eq!(fired.jobs.len(), 1, "one fire despite two schedulers");
+}
+
+/// With RUNE_ESTOP_TENANTS, other tenants may read the E-Stop but not operate it.
+pub async fn estop_restricted(s: &TestServer) {
+    let r = s.beta(Method::POST, "/v1/estop").json(&json!({"reason": "x"})).send().await.expect("send");
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert_eq!(s.beta(Method::DELETE, "/v1/estop").send().await.expect("send").status(), StatusCode::FORBIDDEN);
+    assert_eq!(s.beta(Method::GET, "/v1/estop").send().await.expect("send").status(), StatusCode::OK);
+    assert_eq!(
+        s.alpha(Method::POST, "/v1/estop").json(&json!({})).send().await.expect("send").status(),
+        StatusCode::OK
+    );
 }

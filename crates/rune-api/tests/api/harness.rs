@@ -76,11 +76,18 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start(engine: Engine, extra_env: &[(&str, &str)]) -> Self {
-        let dir = tempfile::tempdir().expect("tmp");
         let db_url = match engine {
-            Engine::Sqlite => format!("sqlite://{}/jobs.db", dir.path().display()),
-            Engine::Postgres => fresh_pg_database().await,
+            Engine::Postgres => Some(fresh_pg_database().await),
+            Engine::Sqlite => None,
         };
+        Self::start_on(engine, db_url, extra_env).await
+    }
+
+    /// A server on an existing database (`None`: a new SQLite file), e.g. a second
+    /// replica sharing a PostgreSQL queue.
+    pub async fn start_on(engine: Engine, db_url: Option<String>, extra_env: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().expect("tmp");
+        let db_url = db_url.unwrap_or_else(|| format!("sqlite://{}/jobs.db", dir.path().display()));
         let options = rune_store::OpenOptions { backup_dir: Some(dir.path().join("backups")), ..Default::default() };
         let store = rune_store::open(&db_url, &options).await.expect("open store");
         let mut env: HashMap<String, String> = [

@@ -49,6 +49,21 @@ both_engines!(
 );
 
 mod single {
+    /// Two replicas on one PostgreSQL database share the queue: every job submitted to
+    /// either runs exactly once, and only one scheduler fires.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_replicas_share_the_postgres_queue() {
+        if !crate::harness::postgres_available() {
+            return;
+        }
+        let a = crate::harness::TestServer::start(crate::harness::Engine::Postgres, &[]).await;
+        let b =
+            crate::harness::TestServer::start_on(crate::harness::Engine::Postgres, Some(a.db_url.clone()), &[]).await;
+        crate::cases::replicas_share_queue(&a, &b).await;
+        a.stop().await;
+        b.stop().await;
+    }
+
     /// Too many requests from one tenant: 429 with Retry-After; other tenants unaffected.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn rate_limit_per_tenant() {
@@ -58,6 +73,15 @@ mod single {
         )
         .await;
         crate::cases::rate_limited(&s).await;
+        s.stop().await;
+    }
+
+    /// Only the tenants in RUNE_ESTOP_TENANTS operate the E-Stop.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn estop_operators_can_be_restricted() {
+        let s =
+            crate::harness::TestServer::start(crate::harness::Engine::Sqlite, &[("RUNE_ESTOP_TENANTS", "alpha")]).await;
+        crate::cases::estop_restricted(&s).await;
         s.stop().await;
     }
 

@@ -1,6 +1,11 @@
 //! Command dispatch and the configuration every command shares (where the database is).
 
 mod db;
+mod estop;
+mod jobs;
+mod remote;
+mod schedules;
+mod serve;
 
 use crate::cli::{Cli, Command, GlobalArgs};
 use anyhow::{Context, Result};
@@ -11,6 +16,10 @@ pub async fn run(cli: Cli) -> Result<u8> {
     let env = Environment::from_args(&cli.global)?;
     match cli.command {
         Command::Db(cmd) => db::run(&env, cmd).await,
+        Command::Serve(args) => serve::run(&env, args).await,
+        Command::Jobs(cmd) => jobs::run(&env, &cli.global, cmd).await,
+        Command::Schedules(cmd) => schedules::run(&cli.global, cmd).await,
+        Command::Estop(args) => estop::run(&cli.global, args).await,
     }
 }
 

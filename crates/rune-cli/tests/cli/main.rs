@@ -3,4 +3,6 @@
 
 mod crash;
 mod db_commands;
+mod http_mode;
+mod serve_restart;
 mod util;

@@ -29,6 +29,11 @@ impl Home {
             .env_remove("RUNE_DATABASE_URL")
             .env_remove("RUNE_BACKUP_DIR")
             .env_remove("RUNE_TEST_PAUSE_AT")
+            .env_remove("RUNE_BACKEND")
+            .env_remove("RUNE_API_BASE_URL")
+            .env_remove("RUNE_API_TOKEN")
+            .env_remove("RUNE_API_TENANT")
+            .env_remove("RUNE_INSECURE")
             .stdin(Stdio::null());
         c
     }
