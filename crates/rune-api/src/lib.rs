@@ -104,6 +104,9 @@ pub async fn serve(
         let (state, stop) = (state.clone(), stop.clone());
         tracker.spawn(async move { scheduler::run(state, stop).await });
     }
+    if !config.auth.enabled() {
+        tracing::warn!(address = %config.listen, "authentication is disabled: every request acts as tenant `default` (set RUNE_API_TOKENS to require tokens)");
+    }
     let app = routes::router(state);
     tracing::info!(address = %config.listen, database = ?store.engine(), workers = config.max_concurrent_jobs, auth = config.auth.enabled(), "RUNE API listening");
     let stop_http = stop.clone();

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 /// RUNE: benchmark AI models, inference endpoints and agents on reliability use cases.
 #[derive(Debug, Parser)]
-#[command(name = "rune", version, about, long_about = None)]
+#[command(name = "rune", version, about = "RUNE: benchmark AI models, inference endpoints and agents on reliability use cases.", long_about = None)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -83,6 +83,22 @@ pub enum BackendKind {
 pub enum Command {
     /// Run the API server (with the job workers and the scheduler) on the job database.
     Serve(ServeArgs),
+    /// Benchmark an agent and model on a suite (or one question): score, latency, tokens,
+    /// cost. Exit 0 pass, 1 error, 3 below --threshold.
+    RunBenchmark(RunBenchmarkArgs),
+    /// Ask one agent one question against an existing model server.
+    RunAgenticAgent(RunAgenticArgs),
+    /// Check an existing model server (Vast.ai provisioning is not in this build).
+    RunLlmInstance(BackendArgs),
+    /// Models an Ollama (or OpenAI-compatible) server has and is running.
+    OllamaListModels(BackendArgs),
+    /// Models RUNE can place on a rented Vast.ai GPU.
+    VastaiListModels,
+    /// Version, schema version, agents, built-in suites.
+    Info,
+    /// Run a SIMULATED OpenAI- and Ollama-compatible LLM server (exact TTFT/ITL,
+    /// scripted answers, injected faults) for tests, calibration and demos.
+    SimLlm(rune_sim::SimArgs),
     /// Inspect, migrate, roll back, back up, verify and restore the job database.
     #[command(subcommand)]
     Db(DbCommand),
@@ -95,6 +111,83 @@ pub enum Command {
     Schedules(SchedulesCommand),
     /// Engage, release or inspect the emergency stop (needs --backend http).
     Estop(EstopArgs),
+}
+
+/// Where the model is served.
+#[derive(Debug, Clone, Args)]
+pub struct BackendArgs {
+    /// Base URL of the model server (e.g. http://localhost:11434).
+    #[arg(long, env = "RUNE_BACKEND_URL")]
+    pub backend_url: Option<String>,
+    /// Protocol of the model server.
+    #[arg(long, env = "RUNE_BACKEND_TYPE", default_value = "ollama", value_parser = ["ollama", "openai"])]
+    pub backend_type: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub output: crate::output::ReportFormat,
+}
+
+/// `rune run-benchmark`.
+#[derive(Debug, Clone, Args)]
+pub struct RunBenchmarkArgs {
+    #[command(flatten)]
+    pub backend: BackendArgs,
+    /// Model name as the backend knows it.
+    #[arg(long, short = 'm', env = "RUNE_MODEL", default_value = "llama3.1:8b")]
+    pub model: String,
+    /// Suite: a built-in name (`rune info` lists them) or a suite YAML file. Without it,
+    /// the single --question is asked.
+    #[arg(long, env = "RUNE_SUITE")]
+    pub suite: Option<String>,
+    /// Question asked when no suite is given.
+    #[arg(long, short = 'q', env = "RUNE_QUESTION", default_value = "What is unhealthy in this Kubernetes cluster?")]
+    pub question: String,
+    /// Agent: llm, holmes, k8sgpt, stdio, http.
+    #[arg(long, env = "RUNE_AGENT", default_value = "llm")]
+    pub agent: String,
+    /// Runs of each case.
+    #[arg(long, default_value_t = 1)]
+    pub repetitions: u64,
+    /// Pass mark for the mean score (0..1): below it, exit code 3.
+    #[arg(long)]
+    pub threshold: Option<f64>,
+    /// Load the model before measuring (Ollama).
+    #[arg(long = "no-backend-warmup", env = "RUNE_NO_BACKEND_WARMUP", action = clap::ArgAction::SetFalse)]
+    pub backend_warmup: bool,
+    /// Seconds allowed for the warm-up.
+    #[arg(long, env = "RUNE_BACKEND_WARMUP_TIMEOUT", default_value_t = 90)]
+    pub backend_warmup_timeout: u64,
+    /// Kubeconfig for agents that inspect a live cluster.
+    #[arg(long, env = "RUNE_KUBECONFIG")]
+    pub kubeconfig: Option<String>,
+    /// Idempotency key (with --backend http: a retried submit returns the same job).
+    #[arg(long, env = "RUNE_IDEMPOTENCY_KEY")]
+    pub idempotency_key: Option<String>,
+}
+
+/// `rune run-agentic-agent`.
+#[derive(Debug, Clone, Args)]
+pub struct RunAgenticArgs {
+    #[command(flatten)]
+    pub backend: BackendArgs,
+    /// The question.
+    #[arg(long, short = 'q', env = "RUNE_QUESTION", default_value = "What is unhealthy in this Kubernetes cluster?")]
+    pub question: String,
+    /// Model name.
+    #[arg(long, short = 'm', env = "RUNE_MODEL", default_value = "llama3.1:8b")]
+    pub model: String,
+    /// Agent: llm, holmes, k8sgpt, stdio, http.
+    #[arg(long, env = "RUNE_AGENT", default_value = "holmes")]
+    pub agent: String,
+    /// Load the model before asking (Ollama).
+    #[arg(long = "no-backend-warmup", env = "RUNE_NO_BACKEND_WARMUP", action = clap::ArgAction::SetFalse)]
+    pub backend_warmup: bool,
+    /// Seconds allowed for the warm-up.
+    #[arg(long, env = "RUNE_BACKEND_WARMUP_TIMEOUT", default_value_t = 90)]
+    pub backend_warmup_timeout: u64,
+    /// Kubeconfig for the agent.
+    #[arg(long, env = "RUNE_KUBECONFIG")]
+    pub kubeconfig: Option<String>,
 }
 
 /// `rune serve`.

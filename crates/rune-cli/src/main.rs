@@ -9,6 +9,7 @@ mod cli;
 mod commands;
 mod exit;
 mod output;
+mod runner;
 
 use std::process::ExitCode;
 
@@ -38,7 +39,11 @@ fn main() -> ExitCode {
 
 fn init_tracing(json: bool, default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("RUNE_LOG").unwrap_or_else(|_| default_level.into());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    use std::io::IsTerminal;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     if json {
         builder.json().init();
     } else {

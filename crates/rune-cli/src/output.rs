@@ -51,3 +51,17 @@ pub fn print_table(headers: &[&str], rows: &[Vec<String>]) -> anyhow::Result<()>
     }
     Ok(())
 }
+
+/// Formats of a benchmark report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum ReportFormat {
+    /// Aligned tables.
+    #[default]
+    Table,
+    /// The full report as JSON.
+    Json,
+    /// One CSV row per case and repetition.
+    Csv,
+    /// Markdown tables.
+    Markdown,
+}

@@ -18,6 +18,8 @@
 //! - [`cron`]: cron expressions (5 fields, `TZ=`/`CRON_TZ=`) and their next fire times.
 //! - [`schedule`]: what a scheduler should do now (fire, catch up, skip, wait).
 //! - [`cost`]: pre-flight cost estimates, the fail-closed spend gate, FinOps projection.
+//! - [`suite`]: benchmark suites (cases, captured context, ground truth), validated in full.
+//! - [`scoring`]: deterministic answer scoring, per agent × model aggregates, judge hook.
 //!
 //! # Example
 //!
@@ -43,6 +45,8 @@ pub mod digest;
 pub mod job;
 pub mod records;
 pub mod schedule;
+pub mod scoring;
+pub mod suite;
 pub mod time;
 pub mod validate;
 

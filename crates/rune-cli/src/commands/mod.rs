@@ -4,8 +4,10 @@ mod db;
 mod estop;
 mod jobs;
 mod remote;
+mod run;
 mod schedules;
 mod serve;
+mod sim;
 
 use crate::cli::{Cli, Command, GlobalArgs};
 use anyhow::{Context, Result};
@@ -17,6 +19,13 @@ pub async fn run(cli: Cli) -> Result<u8> {
     match cli.command {
         Command::Db(cmd) => db::run(&env, cmd).await,
         Command::Serve(args) => serve::run(&env, args).await,
+        Command::RunBenchmark(args) => run::benchmark(&env, &cli.global, args).await,
+        Command::RunAgenticAgent(args) => run::agentic(&env, &cli.global, args).await,
+        Command::RunLlmInstance(args) => run::llm_instance(args).await,
+        Command::OllamaListModels(args) => run::list_models(args).await,
+        Command::VastaiListModels => run::vastai_models(),
+        Command::Info => run::info(),
+        Command::SimLlm(args) => sim::run(args).await,
         Command::Jobs(cmd) => jobs::run(&env, &cli.global, cmd).await,
         Command::Schedules(cmd) => schedules::run(&cli.global, cmd).await,
         Command::Estop(args) => estop::run(&cli.global, args).await,

@@ -21,12 +21,13 @@ pub async fn run(env: &Environment, args: ServeArgs) -> Result<u8> {
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr()?;
     eprintln!("rune serve: listening on http://{local} (database {url})");
-    rune_api::serve(listener, config, store, Arc::new(rune_api::runner::BuiltinRunner), shutdown_signal()).await?;
+    let runner = crate::runner::EngineRunner::from_env()?;
+    rune_api::serve(listener, config, store, Arc::new(runner), shutdown_signal()).await?;
     Ok(exit::SUCCESS)
 }
 
 /// Completes on SIGINT or SIGTERM (what Kubernetes sends before killing a pod).
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

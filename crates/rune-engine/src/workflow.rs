@@ -1,0 +1,497 @@
+//! Workflows: what a job of each kind does, run by the same code in the CLI's local mode
+//! and in the API's workers.
+//!
+//! `benchmark`: check the backend → warm up → agent × cases × repetitions → score →
+//! cost → report. `agentic-agent`: one question to one agent. `llm-instance`: check (or
+//! provision) a model server. Progress goes to a [`RunSink`] as job events (phase spans
+//! with durations), so it streams live over SSE and feeds metrics.
+
+use crate::agent::{agent_by_name, AgentConfig, AgentContext, AgentEvent, AgentQuestion, ContextDoc};
+use crate::backend::{backend_for, Backend, BackendKind, BackendOptions, WarmUpOptions};
+use async_trait::async_trait;
+use rune_core::contracts::{RunAgenticAgentRequest, RunBenchmarkRequest, RunLlmInstanceRequest};
+use rune_core::cost::{run_cost, MeasuredUsage};
+use rune_core::records::NewJobEvent;
+use rune_core::scoring::{self, CaseResult, Summary};
+use rune_core::suite::{Case, Suite};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// Where a run reports what it does. Implemented by the API worker (job events in the
+/// database) and the CLI (events in the local database plus a progress bar).
+#[async_trait]
+pub trait RunSink: Send + Sync {
+    /// Records an event (a phase span with its duration, or a log line).
+    async fn event(&self, event: NewJobEvent);
+    /// Updates the human-readable progress message.
+    async fn progress(&self, message: &str);
+    /// `done` of `total` cases finished (for progress bars); default: nothing.
+    fn cases_done(&self, _done: usize, _total: usize) {}
+}
+
+/// A sink that drops everything (tests, one-off calls).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NullSink;
+
+#[async_trait]
+impl RunSink for NullSink {
+    async fn event(&self, _event: NewJobEvent) {}
+    async fn progress(&self, _message: &str) {}
+}
+
+/// What the workflows need besides the request.
+#[derive(Debug, Clone)]
+pub struct EngineEnv {
+    /// Agent settings (binaries, timeouts, drivers).
+    pub agents: AgentConfig,
+    /// Backend settings.
+    pub backend: BackendOptions,
+    /// Where suite files may be read from. `None`: built-in suites only (the API's
+    /// default, so a request cannot make the server read arbitrary files). The CLI allows
+    /// any path the user names.
+    pub suite_dir: Option<PathBuf>,
+    /// Allow suite paths anywhere (the CLI, run by the user on their own files).
+    pub allow_any_suite_path: bool,
+    /// Local power draw used to price self-hosted runs (`RUNE_LOCAL_POWER_WATTS`).
+    pub local_power_watts: f64,
+    /// Local energy price (`RUNE_ENERGY_RATE_KWH`).
+    pub energy_rate_kwh: f64,
+}
+
+impl Default for EngineEnv {
+    fn default() -> Self {
+        Self {
+            agents: AgentConfig::default(),
+            backend: BackendOptions::default(),
+            suite_dir: None,
+            allow_any_suite_path: false,
+            local_power_watts: 300.0,
+            energy_rate_kwh: 0.15,
+        }
+    }
+}
+
+/// Why a workflow failed; the message becomes the job's error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WorkflowError {
+    /// The backend could not be used.
+    #[error(transparent)]
+    Backend(#[from] crate::backend::BackendError),
+    /// The agent could not be built.
+    #[error(transparent)]
+    Agent(#[from] crate::agent::AgentError),
+    /// The suite could not be loaded.
+    #[error("suite: {0}")]
+    Suite(String),
+    /// Something the request asks for that this build cannot do.
+    #[error("{0}")]
+    Unsupported(String),
+    /// Cancelled by the user, the E-Stop or a timeout.
+    #[error("cancelled")]
+    Cancelled,
+}
+
+/// Loads the suite a benchmark names: a built-in name, or a YAML file (within
+/// `env.suite_dir`, or anywhere when `env.allow_any_suite_path`).
+pub fn load_suite(name_or_path: &str, env: &EngineEnv) -> Result<Suite, WorkflowError> {
+    if let Ok(suite) = rune_core::suite::load_builtin(name_or_path) {
+        return Ok(suite);
+    }
+    let looks_like_path =
+        name_or_path.ends_with(".yaml") || name_or_path.ends_with(".yml") || name_or_path.contains('/');
+    if !looks_like_path {
+        let names: Vec<&str> = rune_core::suite::builtin_suites().iter().map(|(n, _)| *n).collect();
+        return Err(WorkflowError::Suite(format!(
+            "no built-in suite `{name_or_path}`; built-in suites: {} (or give a path to a suite YAML file)",
+            names.join(", ")
+        )));
+    }
+    let path = PathBuf::from(name_or_path);
+    let path = match (&env.suite_dir, env.allow_any_suite_path) {
+        (_, true) => path,
+        (Some(dir), false) => {
+            let joined = dir.join(&path);
+            let canon =
+                joined.canonicalize().map_err(|e| WorkflowError::Suite(format!("{}: {e}", joined.display())))?;
+            let root = dir.canonicalize().map_err(|e| WorkflowError::Suite(format!("{}: {e}", dir.display())))?;
+            if !canon.starts_with(&root) {
+                return Err(WorkflowError::Suite(format!(
+                    "`{name_or_path}` is outside the suite directory {} (RUNE_SUITE_DIR)",
+                    root.display()
+                )));
+            }
+            canon
+        }
+        (None, false) => {
+            return Err(WorkflowError::Suite(format!(
+                "`{name_or_path}`: this server runs built-in suites only; set RUNE_SUITE_DIR to serve suite files"
+            )))
+        }
+    };
+    let text = std::fs::read_to_string(&path).map_err(|e| WorkflowError::Suite(format!("{}: {e}", path.display())))?;
+    let file = path.display().to_string();
+    let mut suite = Suite::parse(&file, &text).map_err(|e| WorkflowError::Suite(e.to_string()))?;
+    let base = path.parent().map(PathBuf::from).unwrap_or_default();
+    let root = base.canonicalize().unwrap_or_else(|_| base.clone());
+    let loader = |rel: &str| -> Result<String, String> {
+        let p = base.join(rel);
+        let canon = p.canonicalize().map_err(|e| format!("{}: {e}", p.display()))?;
+        if !canon.starts_with(&root) {
+            return Err(format!("{rel} is outside the suite's directory"));
+        }
+        std::fs::read_to_string(&canon).map_err(|e| format!("{}: {e}", p.display()))
+    };
+    suite.resolve_context(&file, &loader).map_err(|e| WorkflowError::Suite(e.to_string()))?;
+    Ok(suite)
+}
+
+/// A one-case suite for a benchmark without `suite`: the single question, unscored.
+fn single_question_suite(question: &str) -> Result<Suite, WorkflowError> {
+    let yaml = serde_json::json!({
+        "name": "single-question",
+        "description": "the request's question, with no ground truth",
+        "version": "1",
+        "cases": [{"id": "question", "question": question, "expected": {"judge_rubric": "no ground truth"}, "scope": "sre"}],
+    });
+    Suite::from_value("request", &yaml).map_err(|e| WorkflowError::Suite(e.to_string()))
+}
+
+/// The report stored as a benchmark job's result (and printed by `run-benchmark`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BenchmarkReport {
+    /// The first answer (the original RUNE's single `answer`).
+    pub answer: String,
+    /// Always `report`.
+    pub result_type: String,
+    /// Suite run.
+    pub suite: String,
+    /// Agent.
+    pub agent: String,
+    /// Model.
+    pub model_name: String,
+    /// Backend base URL.
+    pub backend_url: String,
+    /// Backend protocol.
+    pub backend_type: String,
+    /// Repetitions per case.
+    pub repetitions: u64,
+    /// Pass mark of the mean score, if one was set.
+    pub threshold: Option<f64>,
+    /// `false` when a threshold was set and the mean score is below it (or nothing
+    /// could be scored); `true` otherwise.
+    pub passed: bool,
+    /// One entry per case and repetition.
+    pub cases: Vec<CaseResult>,
+    /// Aggregates per agent × model.
+    pub summary: Summary,
+    /// Phases and their durations.
+    pub telemetry: Value,
+}
+
+fn span(name: &str, started: Instant, ok: bool, labels: Value) -> NewJobEvent {
+    let mut e = NewJobEvent::ok(name);
+    e.duration_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
+    if !ok {
+        e.status = "error".into();
+        e.error_type = Some(name.to_owned());
+    }
+    e.labels = labels;
+    e
+}
+
+fn backend_kind(s: &str) -> Result<BackendKind, WorkflowError> {
+    s.parse().map_err(|e: crate::backend::UnknownBackendKind| WorkflowError::Unsupported(e.to_string()))
+}
+
+fn existing_url(url: Option<&str>, has_vastai: bool) -> Result<String, WorkflowError> {
+    match (url, has_vastai) {
+        (Some(u), _) => Ok(u.to_owned()),
+        (None, true) => Err(WorkflowError::Unsupported(
+            "Vast.ai provisioning is not available in this build; run against an existing server with backend_url"
+                .into(),
+        )),
+        (None, false) => Err(WorkflowError::Unsupported("backend_url is required".into())),
+    }
+}
+
+/// Runs a `benchmark` job.
+pub async fn run_benchmark(
+    req: &RunBenchmarkRequest,
+    env: &EngineEnv,
+    sink: &dyn RunSink,
+    cancel: &CancellationToken,
+) -> Result<BenchmarkReport, WorkflowError> {
+    let has_vastai = req.provisioning.as_ref().is_some_and(|p| p.vastai.is_some());
+    let url = existing_url(req.backend_url.as_deref(), has_vastai)?;
+    let kind = backend_kind(&req.backend_type)?;
+    let suite = match &req.suite {
+        Some(s) => load_suite(s, env)?,
+        None => single_question_suite(&req.question)?,
+    };
+    let backend = backend_for(kind, &url, env.backend.clone())?;
+    let started = Instant::now();
+    sink.progress("checking the backend").await;
+    let models = backend.list_models().await;
+    sink.event(span("backend.check", started, models.is_ok(), json!({"backend_url": backend.base_url()}))).await;
+    let models = models?;
+    if !models.models.iter().any(|m| same_model(m, &req.model)) {
+        return Err(WorkflowError::Backend(crate::backend::BackendError::UnknownModel {
+            model: req.model.clone(),
+            url: backend.base_url().to_owned(),
+            available: models.models.clone(),
+            hint: match kind {
+                BackendKind::Ollama => format!("pull it first: ollama pull {}", req.model),
+                BackendKind::OpenAi => "start the server with this model, or pick one it lists".into(),
+            },
+        }));
+    }
+    let context_length = backend.model_info(&req.model).await.ok().and_then(|i| i.context_length);
+    if req.backend_warmup && kind == BackendKind::Ollama {
+        sink.progress(&format!("warming up {}", req.model)).await;
+        let t = Instant::now();
+        let opts = WarmUpOptions { timeout: Duration::from_secs(req.backend_warmup_timeout), ..Default::default() };
+        let warm = backend.warm_up(&req.model, &opts, cancel).await;
+        sink.event(span("warmup", t, warm.is_ok(), json!({"model": req.model}))).await;
+        warm?;
+    }
+    let agent = agent_by_name(&req.agent, &env.agents)?;
+    let mut results = Vec::new();
+    let total = suite.cases.len() * req.repetitions as usize;
+    let mut phases = vec![json!({"phase": "backend.check+warmup", "ms": started.elapsed().as_secs_f64() * 1000.0})];
+    for case in &suite.cases {
+        for repetition in 1..=req.repetitions as u32 {
+            if cancel.is_cancelled() {
+                return Err(WorkflowError::Cancelled);
+            }
+            sink.progress(&format!("{} ({}/{}) with {}", case.id, results.len() + 1, total, agent.name())).await;
+            let result =
+                ask_case(&*agent, case, repetition, req, &url, kind, env, sink, cancel, context_length).await?;
+            results.push(result);
+            sink.cases_done(results.len(), total);
+        }
+    }
+    let t = Instant::now();
+    let summary = scoring::summarize(&results);
+    sink.event(span("score", t, true, json!({"cases": results.len()}))).await;
+    phases.push(json!({"phase": "cases", "ms": results.iter().map(|r| r.latency_ms).sum::<f64>()}));
+    let mean = summary.groups.first().and_then(|g| g.mean_score);
+    let passed = match req.threshold {
+        Some(th) => mean.is_some_and(|m| m >= th),
+        None => true,
+    };
+    let tokens_prompt: u64 = results.iter().filter_map(|r| r.prompt_tokens).sum();
+    let tokens_completion: u64 = results.iter().filter_map(|r| r.completion_tokens).sum();
+    let cost: f64 = results.iter().filter_map(|r| r.cost_usd).sum();
+    Ok(BenchmarkReport {
+        answer: results.first().map(|r| r.answer.clone()).unwrap_or_default(),
+        result_type: "report".into(),
+        suite: suite.name.clone(),
+        agent: agent.name().to_owned(),
+        model_name: req.model.clone(),
+        backend_url: backend.base_url().to_owned(),
+        backend_type: kind.as_str().into(),
+        repetitions: req.repetitions,
+        threshold: req.threshold,
+        passed,
+        cases: results,
+        summary,
+        telemetry: json!({
+            "tokens": {"prompt": tokens_prompt, "output": tokens_completion, "total": tokens_prompt + tokens_completion},
+            "latency": phases,
+            "cost_estimate_usd": cost,
+            "duration_s": started.elapsed().as_secs_f64(),
+        }),
+    })
+}
+
+fn same_model(listed: &str, wanted: &str) -> bool {
+    listed == wanted || listed.strip_suffix(":latest") == Some(wanted) || wanted.strip_suffix(":latest") == Some(listed)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn ask_case(
+    agent: &dyn crate::agent::Agent,
+    case: &Case,
+    repetition: u32,
+    req: &RunBenchmarkRequest,
+    url: &str,
+    kind: BackendKind,
+    env: &EngineEnv,
+    sink: &dyn RunSink,
+    cancel: &CancellationToken,
+    _context_length: Option<u64>,
+) -> Result<CaseResult, WorkflowError> {
+    let question = AgentQuestion {
+        question: case.question.clone(),
+        context: case
+            .context
+            .iter()
+            .map(|c| ContextDoc {
+                name: c.name.clone(),
+                kind: c.kind.as_str().into(),
+                content: c.content.clone().unwrap_or_default(),
+            })
+            .collect(),
+        model: req.model.clone(),
+        backend_url: Some(url.to_owned()),
+        backend_type: kind,
+        kubeconfig: Some(req.kubeconfig.clone()).filter(|k| !k.is_empty()),
+    };
+    let events: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
+    let collected = events.clone();
+    let ctx = AgentContext::new(cancel.child_token(), env.agents.timeout).with_events(move |e| {
+        if let (
+            AgentEvent::Stderr { line }
+            | AgentEvent::Progress { message: line }
+            | AgentEvent::Warning { message: line },
+            Ok(mut v),
+        ) = (e, collected.lock())
+        {
+            if v.len() < 200 {
+                v.push(line);
+            }
+        }
+    });
+    let started = Instant::now();
+    let outcome = agent.ask(&question, &ctx).await;
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let lines: Vec<String> = events.lock().map(|v| v.clone()).unwrap_or_default();
+    for line in lines {
+        let mut e = NewJobEvent::ok("agent.log");
+        e.labels = json!({"case": case.id, "line": line});
+        sink.event(e).await;
+    }
+    if cancel.is_cancelled() {
+        return Err(WorkflowError::Cancelled);
+    }
+    let labels = json!({"case": case.id, "repetition": repetition, "agent": agent.name()});
+    match outcome {
+        Ok(answer) => {
+            sink.event(span("agent.ask", started, true, labels)).await;
+            let score = scoring::score_case(case, &answer.text, req.threshold);
+            let measured = match kind {
+                BackendKind::Ollama => MeasuredUsage {
+                    prompt_tokens: answer.usage.prompt_tokens,
+                    completion_tokens: answer.usage.completion_tokens,
+                    model: None,
+                    duration_seconds: Some(latency_ms / 1000.0),
+                    local_power_watts: Some(env.local_power_watts),
+                    energy_rate_kwh: Some(env.energy_rate_kwh),
+                    ..Default::default()
+                },
+                BackendKind::OpenAi => MeasuredUsage {
+                    prompt_tokens: answer.usage.prompt_tokens,
+                    completion_tokens: answer.usage.completion_tokens,
+                    model: Some(req.model.clone()),
+                    duration_seconds: Some(latency_ms / 1000.0),
+                    ..Default::default()
+                },
+            };
+            Ok(CaseResult {
+                case_id: case.id.clone(),
+                agent: agent.name().to_owned(),
+                model: req.model.clone(),
+                repetition,
+                score,
+                latency_ms,
+                ttft_ms: answer.timing.as_ref().and_then(|t| t.ttft_ms),
+                prompt_tokens: answer.usage.prompt_tokens,
+                completion_tokens: answer.usage.completion_tokens,
+                cost_usd: run_cost(&measured).total_usd,
+                error: None,
+                answer: answer.text,
+            })
+        }
+        Err(e) => {
+            sink.event(span("agent.ask", started, false, json!({"case": case.id, "error": e.to_string()}))).await;
+            Ok(CaseResult {
+                case_id: case.id.clone(),
+                agent: agent.name().to_owned(),
+                model: req.model.clone(),
+                repetition,
+                score: None,
+                latency_ms,
+                ttft_ms: None,
+                prompt_tokens: None,
+                completion_tokens: None,
+                cost_usd: None,
+                error: Some(e.to_string()),
+                answer: String::new(),
+            })
+        }
+    }
+}
+
+/// Runs an `agentic-agent` job: one question, one agent, the answer with its telemetry.
+pub async fn run_agentic(
+    req: &RunAgenticAgentRequest,
+    env: &EngineEnv,
+    sink: &dyn RunSink,
+    cancel: &CancellationToken,
+) -> Result<Value, WorkflowError> {
+    let url = existing_url(req.backend_url.as_deref(), false)?;
+    let kind = backend_kind(&req.backend_type)?;
+    if req.backend_warmup && kind == BackendKind::Ollama {
+        let backend: Arc<dyn Backend> = backend_for(kind, &url, env.backend.clone())?;
+        let t = Instant::now();
+        let opts = WarmUpOptions { timeout: Duration::from_secs(req.backend_warmup_timeout), ..Default::default() };
+        let warm = backend.warm_up(&req.model, &opts, cancel).await;
+        sink.event(span("warmup", t, warm.is_ok(), json!({"model": req.model}))).await;
+        warm?;
+    }
+    let agent = agent_by_name(&req.agent, &env.agents)?;
+    let question = AgentQuestion {
+        question: req.question.clone(),
+        context: Vec::new(),
+        model: req.model.clone(),
+        backend_url: Some(url),
+        backend_type: kind,
+        kubeconfig: req.kubeconfig.clone(),
+    };
+    sink.progress(&format!("asking {}", agent.name())).await;
+    let t = Instant::now();
+    let ctx = AgentContext::new(cancel.child_token(), env.agents.timeout);
+    let answer = agent.ask(&question, &ctx).await;
+    sink.event(span("agent.ask", t, answer.is_ok(), json!({"agent": agent.name()}))).await;
+    if cancel.is_cancelled() {
+        return Err(WorkflowError::Cancelled);
+    }
+    let answer = answer?;
+    let ms = t.elapsed().as_secs_f64() * 1000.0;
+    Ok(json!({
+        "answer": answer.text,
+        "result_type": "text",
+        "artifacts": answer.artifacts.iter().map(|a| json!({"name": a.name, "kind": a.kind, "size_bytes": a.bytes.len()})).collect::<Vec<_>>(),
+        "metadata": {"agent": agent.name(), "model": req.model, "duration_s": ms / 1000.0},
+        "telemetry": {
+            "tokens": {"prompt": answer.usage.prompt_tokens, "output": answer.usage.completion_tokens},
+            "latency": [{"phase": "agent.ask", "ms": ms}],
+            "ttft_ms": answer.timing.as_ref().and_then(|t| t.ttft_ms),
+        },
+        "raw": answer.raw,
+    }))
+}
+
+/// Runs an `llm-instance` job: checks an existing server (Vast.ai provisioning is not in
+/// this build) and reports what it serves.
+pub async fn run_llm_instance(
+    req: &RunLlmInstanceRequest,
+    env: &EngineEnv,
+    sink: &dyn RunSink,
+) -> Result<Value, WorkflowError> {
+    let has_vastai = req.provisioning.as_ref().is_some_and(|p| p.vastai.is_some());
+    let url = existing_url(req.backend_url.as_deref(), has_vastai)?;
+    let kind = backend_kind(&req.backend_type)?;
+    let backend = backend_for(kind, &url, env.backend.clone())?;
+    let t = Instant::now();
+    let models = backend.list_models().await;
+    sink.event(span("backend.check", t, models.is_ok(), json!({"backend_url": backend.base_url()}))).await;
+    let models = models?;
+    Ok(json!({"mode": "existing", "backend_url": backend.base_url(), "backend_type": kind.as_str(),
+              "models": models.models, "running_models": models.running_models}))
+}
