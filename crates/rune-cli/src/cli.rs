@@ -96,6 +96,9 @@ pub enum Command {
     VastaiListModels,
     /// Version, schema version, agents, built-in suites.
     Info,
+    /// List, show and validate benchmark suites.
+    #[command(subcommand)]
+    Suites(SuitesCommand),
     /// Run a SIMULATED OpenAI- and Ollama-compatible LLM server (exact TTFT/ITL,
     /// scripted answers, injected faults) for tests, calibration and demos.
     SimLlm(rune_sim::SimArgs),
@@ -188,6 +191,28 @@ pub struct RunAgenticArgs {
     /// Kubeconfig for the agent.
     #[arg(long, env = "RUNE_KUBECONFIG")]
     pub kubeconfig: Option<String>,
+}
+
+/// `rune suites …`.
+#[derive(Debug, Subcommand)]
+pub enum SuitesCommand {
+    /// Built-in suites with their case counts.
+    List {
+        #[arg(long, value_enum, default_value_t)]
+        output: OutputFormat,
+    },
+    /// One suite's cases (a built-in name or a YAML file).
+    Show {
+        /// Built-in name or path.
+        suite: String,
+        #[arg(long, value_enum, default_value_t)]
+        output: OutputFormat,
+    },
+    /// Check a suite file: every problem is listed with its path (exit 2 if any).
+    Validate {
+        /// Suite YAML file (or a built-in name).
+        suite: String,
+    },
 }
 
 /// `rune serve`.

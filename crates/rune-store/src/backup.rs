@@ -310,13 +310,18 @@ pub fn file_sha256(path: &Path) -> Result<(String, u64)> {
 }
 
 /// Computes the manifest of a finished backup file by reading the file itself.
-pub async fn manifest_of_backup_file(engine: Engine, file: &Path) -> Result<(Manifest, Vec<String>)> {
+///
+/// `thorough` runs SQLite's full `integrity_check` (every index against its table: what
+/// a restore wants); otherwise `quick_check` (every page and record, not index contents:
+/// enough to prove a copy the backup API just wrote). The check and the manifest run in
+/// parallel.
+pub async fn manifest_of_backup_file(engine: Engine, file: &Path, thorough: bool) -> Result<(Manifest, Vec<String>)> {
     match engine {
         Engine::Sqlite => {
             let copy = SqliteStore::open_readonly(file)?;
-            let problems = copy.integrity_check().await?;
-            let m = compute_manifest(&copy).await?;
-            Ok((m, problems))
+            let check = async { if thorough { copy.integrity_check().await } else { copy.quick_check().await } };
+            let (problems, manifest) = tokio::join!(check, compute_manifest(&copy));
+            Ok((manifest?, problems?))
         }
         Engine::Postgres => crate::archive::manifest_of_archive(file).await.map(|m| (m, Vec::new())),
     }
@@ -341,16 +346,25 @@ pub async fn backup(store: &dyn Store, dest: &Path) -> Result<Manifest> {
     let _ = std::fs::remove_file(&tmp);
     let result = async {
         store.backup_to(&tmp).await?;
-        let (mut manifest, problems) = manifest_of_backup_file(store.engine(), &tmp).await?;
+        // Sync and hash the file while the copy is checked and its manifest computed.
+        let hashing = {
+            let tmp = tmp.clone();
+            tokio::task::spawn_blocking(move || {
+                let f = std::fs::File::open(&tmp).map_err(|e| StoreError::io(format!("opening {}", tmp.display()), e))?;
+                f.sync_all().map_err(|e| StoreError::io(format!("syncing {}", tmp.display()), e))?;
+                file_sha256(&tmp)
+            })
+        };
+        let checked = manifest_of_backup_file(store.engine(), &tmp, false).await;
+        let hashed = hashing.await.map_err(|e| StoreError::Worker(e.to_string()))?;
+        let (mut manifest, problems) = checked?;
         if !problems.is_empty() {
             return Err(StoreError::BadBackup {
                 path: dest.to_owned(),
                 reason: format!("the copy failed its integrity check: {}", problems.join("; ")),
             });
         }
-        let f = std::fs::File::open(&tmp).map_err(|e| StoreError::io(format!("opening {}", tmp.display()), e))?;
-        f.sync_all().map_err(|e| StoreError::io(format!("syncing {}", tmp.display()), e))?;
-        let (sha, size) = file_sha256(&tmp)?;
+        let (sha, size) = hashed?;
         manifest.backup_file = dest.file_name().map(|n| n.to_string_lossy().into_owned());
         manifest.backup_sha256 = Some(sha);
         manifest.backup_size_bytes = Some(size);
@@ -393,7 +407,7 @@ pub async fn verify_backup_file(engine: Engine, file: &Path) -> Result<Manifest>
         )));
     }
     let (actual, problems) =
-        manifest_of_backup_file(engine, file).await.map_err(|e| bad(format!("cannot be read: {e}")))?;
+        manifest_of_backup_file(engine, file, true).await.map_err(|e| bad(format!("cannot be read: {e}")))?;
     if !problems.is_empty() {
         return Err(bad(format!("failed its integrity check: {}", problems.join("; "))));
     }

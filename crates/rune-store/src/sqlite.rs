@@ -286,6 +286,17 @@ impl SqliteStore {
         Ok(store)
     }
 
+    /// SQLite's `quick_check`: every page and record is readable and well-formed (index
+    /// contents are not cross-checked). Empty when healthy.
+    pub async fn quick_check(&self) -> Result<Vec<String>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare("PRAGMA quick_check")?;
+            let rows = stmt.query_map([], |r| r.get::<_, String>(0))?.collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows.into_iter().filter(|s| s != "ok").collect())
+        })
+        .await
+    }
+
     fn sender(&self) -> Result<&mpsc::Sender<WriteMsg>> {
         self.writer.as_ref().ok_or_else(|| StoreError::Path {
             path: self.path.clone(),

@@ -25,6 +25,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
         Command::OllamaListModels(args) => run::list_models(args).await,
         Command::VastaiListModels => run::vastai_models(),
         Command::Info => run::info(),
+        Command::Suites(cmd) => run::suites(cmd),
         Command::SimLlm(args) => sim::run(args).await,
         Command::Jobs(cmd) => jobs::run(&env, &cli.global, cmd).await,
         Command::Schedules(cmd) => schedules::run(&cli.global, cmd).await,
