@@ -45,5 +45,5 @@ print(f"| list page (50 rows, tenant + status), first page p50 / p99 | {r['list_
 print(f"| list page, 21st page via cursor, p50 / p99 | {r['list_page_deep_ms']['p50']:.3f} / {r['list_page_deep_ms']['p99']:.3f} ms | < 5 ms |")
 print(f"| `sqlite3 .backup` (baseline) | {base:.2f} s | |")
 print(f"| RUNE online copy (backup API, one snapshot) | {copy:.2f} s = {copy/base:.2f}x baseline | <= 1.5x |")
-print(f"| `rune db backup` in full (copy + integrity check + per-job manifest + fsync) | {full:.2f} s = {full/base:.2f}x baseline | |")
+print(f"| `rune db backup` in full (copy, then quick_check + per-job manifest + SHA-256 of the copy, fsync) | {full:.2f} s = {full/base:.2f}x baseline | |")
 PY
