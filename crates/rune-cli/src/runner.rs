@@ -75,6 +75,7 @@ pub async fn run_request(
             .and_then(|rep| serde_json::to_value(rep).map_err(|e| workflow::WorkflowError::Unsupported(e.to_string()))),
         JobRequest::AgenticAgent(r) => workflow::run_agentic(&r, env, sink, cancel).await,
         JobRequest::LlmInstance(r) => workflow::run_llm_instance(&r, env, sink).await,
+        JobRequest::Suite(r) => workflow::run_suite(&r, env, sink, cancel).await,
         JobRequest::CostEstimate(r) => rune_core::cost::estimate(&r)
             .map_err(|e| workflow::WorkflowError::Unsupported(e.to_string()))
             .and_then(|e| serde_json::to_value(e).map_err(|e| workflow::WorkflowError::Unsupported(e.to_string()))),
@@ -85,7 +86,10 @@ pub async fn run_request(
 #[async_trait]
 impl JobRunner for EngineRunner {
     fn supports(&self, kind: JobKind) -> bool {
-        matches!(kind, JobKind::Benchmark | JobKind::AgenticAgent | JobKind::LlmInstance | JobKind::CostEstimate)
+        matches!(
+            kind,
+            JobKind::Benchmark | JobKind::AgenticAgent | JobKind::LlmInstance | JobKind::CostEstimate | JobKind::Suite
+        )
     }
 
     async fn run(&self, job: &JobRecord, ctx: JobContext) -> Result<serde_json::Value, JobFailure> {

@@ -153,6 +153,34 @@ pub struct CostEstimationRequest {
     pub estimated_duration_seconds: u64,
 }
 
+/// `suite`: a matrix of agents × models over one suite, compared in one report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct RunSuiteRequest {
+    /// Suite name or path (required).
+    pub suite: String,
+    /// Agents compared (default `["llm"]`).
+    pub agents: Vec<String>,
+    /// Models compared (at least one).
+    pub models: Vec<String>,
+    /// Backend base URL.
+    pub backend_url: String,
+    /// Backend protocol.
+    pub backend_type: String,
+    /// Runs of each case per agent × model.
+    pub repetitions: u64,
+    /// Pass mark of each combination's mean score.
+    pub threshold: Option<f64>,
+    /// Load each model before measuring it.
+    pub backend_warmup: bool,
+    /// Seconds allowed for each warm-up.
+    pub backend_warmup_timeout: u64,
+    /// Kubeconfig for agents that inspect a cluster.
+    pub kubeconfig: String,
+}
+
+/// Most agents or models in one suite job (the matrix runs them all).
+pub const MAX_MATRIX_AXIS: usize = 10;
+
 /// A validated request of any kind.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
@@ -165,6 +193,8 @@ pub enum JobRequest {
     LlmInstance(RunLlmInstanceRequest),
     /// `cost-estimate`.
     CostEstimate(CostEstimationRequest),
+    /// `suite`.
+    Suite(RunSuiteRequest),
 }
 
 impl JobRequest {
@@ -175,7 +205,8 @@ impl JobRequest {
             JobKind::AgenticAgent => parse_agentic(body).map(JobRequest::AgenticAgent),
             JobKind::LlmInstance => parse_llm_instance(body).map(JobRequest::LlmInstance),
             JobKind::CostEstimate => parse_cost(body).map(JobRequest::CostEstimate),
-            JobKind::LlmLoad | JobKind::Suite => Err(ValidationErrors::single(
+            JobKind::Suite => parse_suite(body).map(JobRequest::Suite),
+            JobKind::LlmLoad => Err(ValidationErrors::single(
                 "$",
                 format!("job kind `{kind}` is not available in this build of RUNE; upgrade to a release that lists it in `rune info`"),
             )),
@@ -330,6 +361,65 @@ fn parse_llm_instance(body: &Value) -> Result<RunLlmInstanceRequest, ValidationE
     Ok(RunLlmInstanceRequest { provisioning, backend_url, backend_type })
 }
 
+fn string_list(r: &mut FieldReader<'_>, name: &'static str, default: &[&str], max_len: usize) -> Vec<String> {
+    let Some(raw) = r.raw(name) else { return default.iter().map(|s| (*s).to_owned()).collect() };
+    let Some(items) = raw.as_array() else {
+        r.error(name, "expected a list of strings");
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        match item.as_str() {
+            Some(s) if !s.trim().is_empty() && s.chars().count() <= max_len => out.push(s.to_owned()),
+            _ => r.error(name, format!("entry {i} must be a non-empty string of at most {max_len} characters")),
+        }
+    }
+    if out.is_empty() && items.is_empty() {
+        r.error(name, "must list at least one entry");
+    } else if out.len() > MAX_MATRIX_AXIS {
+        r.error(
+            name,
+            format!(
+                "lists {} entries; the most is {MAX_MATRIX_AXIS} (split the comparison into several jobs)",
+                out.len()
+            ),
+        );
+    }
+    let mut seen = std::collections::HashSet::new();
+    if out.iter().any(|x| !seen.insert(x.clone())) {
+        r.error(name, "lists the same entry twice");
+    }
+    out
+}
+
+fn parse_suite(body: &Value) -> Result<RunSuiteRequest, ValidationErrors> {
+    let mut r = FieldReader::new(body, "");
+    let suite = r.string("suite", "", MAX_SUITE_LEN, true);
+    let agents = string_list(&mut r, "agents", &["llm"], MAX_AGENT_LEN);
+    let models = string_list(&mut r, "models", &[], MAX_MODEL_LEN);
+    let backend_url = r.opt_string("backend_url", MAX_BACKEND_URL_LEN);
+    check_backend_url(&mut r, &backend_url, true);
+    let backend_type = backend_type(&mut r);
+    let repetitions = r.u64_in("repetitions", 1, 1, 100);
+    let threshold = r.raw("threshold").map(|_| r.f64_in("threshold", 0.0, 0.0, 1.0));
+    let backend_warmup = r.bool("backend_warmup", true);
+    let backend_warmup_timeout = r.u64_in("backend_warmup_timeout", 90, 1, 86_400);
+    let kubeconfig = r.string("kubeconfig", "", MAX_KUBECONFIG_LEN, false);
+    r.finish()?;
+    Ok(RunSuiteRequest {
+        suite,
+        agents,
+        models,
+        backend_url: backend_url.unwrap_or_default(),
+        backend_type,
+        repetitions,
+        threshold,
+        backend_warmup,
+        backend_warmup_timeout,
+        kubeconfig,
+    })
+}
+
 fn parse_cost(body: &Value) -> Result<CostEstimationRequest, ValidationErrors> {
     let mut r = FieldReader::new(body, "");
     let req = CostEstimationRequest {
@@ -461,6 +551,23 @@ mod tests {
     fn canonical_json_sorted() {
         let r = JobRequest::parse(JobKind::LlmInstance, &json!({"backend_url": "http://o"})).unwrap();
         assert_eq!(r.to_canonical_json(), r#"{"backend_type":"ollama","backend_url":"http://o","provisioning":null}"#);
+    }
+
+    /// Suite matrices: models required, agents default to llm, bounds and duplicates
+    /// reported with the field.
+    #[test]
+    fn suite_matrix() {
+        let ok = json!({"suite": "sre-basics", "models": ["a", "b"], "backend_url": "http://o:11434"});
+        let JobRequest::Suite(r) = JobRequest::parse(JobKind::Suite, &ok).unwrap() else { panic!() };
+        assert_eq!(r.agents, ["llm"]);
+        assert_eq!(r.models, ["a", "b"]);
+        let many: Vec<String> = (0..11).map(|i| format!("m{i}")).collect();
+        assert_eq!(
+            fields(JobKind::Suite, json!({"models": many, "agents": ["x", "x"], "backend_url": "http://o"})),
+            ["suite", "agents", "models"]
+        );
+        assert_eq!(fields(JobKind::Suite, json!({"suite": "s", "models": [], "backend_url": "http://o"})), ["models"]);
+        assert_eq!(fields(JobKind::Suite, json!({"suite": "s", "models": "m", "backend_url": "http://o"})), ["models"]);
     }
 
     /// Kinds without a contract in this build are refused, not accepted and failed later.

@@ -9,7 +9,7 @@
 use crate::agent::{agent_by_name, AgentConfig, AgentContext, AgentEvent, AgentQuestion, ContextDoc};
 use crate::backend::{backend_for, Backend, BackendKind, BackendOptions, WarmUpOptions};
 use async_trait::async_trait;
-use rune_core::contracts::{RunAgenticAgentRequest, RunBenchmarkRequest, RunLlmInstanceRequest};
+use rune_core::contracts::{RunAgenticAgentRequest, RunBenchmarkRequest, RunLlmInstanceRequest, RunSuiteRequest};
 use rune_core::cost::{run_cost, MeasuredUsage};
 use rune_core::records::NewJobEvent;
 use rune_core::scoring::{self, CaseResult, Summary};
@@ -494,4 +494,69 @@ pub async fn run_llm_instance(
     let models = models?;
     Ok(json!({"mode": "existing", "backend_url": backend.base_url(), "backend_type": kind.as_str(),
               "models": models.models, "running_models": models.running_models}))
+}
+
+/// Runs a `suite` job: every agent × model over one suite, in one report with a
+/// leaderboard (best mean score first). Each combination runs as a benchmark would; one
+/// combination failing (e.g. a model the server lacks) is reported, not fatal.
+pub async fn run_suite(
+    req: &RunSuiteRequest,
+    env: &EngineEnv,
+    sink: &dyn RunSink,
+    cancel: &CancellationToken,
+) -> Result<Value, WorkflowError> {
+    let mut cases = Vec::new();
+    let mut failures = Vec::new();
+    for model in &req.models {
+        for agent in &req.agents {
+            if cancel.is_cancelled() {
+                return Err(WorkflowError::Cancelled);
+            }
+            sink.progress(&format!("{agent} × {model}")).await;
+            let one = RunBenchmarkRequest {
+                provisioning: None,
+                backend_url: Some(req.backend_url.clone()),
+                question: String::new(),
+                model: model.clone(),
+                backend_warmup: req.backend_warmup,
+                backend_warmup_timeout: req.backend_warmup_timeout,
+                kubeconfig: req.kubeconfig.clone(),
+                attestation_required: false,
+                backend_type: req.backend_type.clone(),
+                agent: agent.clone(),
+                suite: Some(req.suite.clone()),
+                repetitions: req.repetitions,
+                threshold: req.threshold,
+            };
+            match run_benchmark(&one, env, sink, cancel).await {
+                Ok(report) => cases.extend(report.cases),
+                Err(WorkflowError::Cancelled) => return Err(WorkflowError::Cancelled),
+                Err(e) => failures.push(json!({"agent": agent, "model": model, "error": e.to_string()})),
+            }
+        }
+    }
+    let summary = scoring::summarize(&cases);
+    let mut leaderboard: Vec<Value> = summary
+        .groups
+        .iter()
+        .map(|g| {
+            json!({"agent": g.agent, "model": g.model, "mean_score": g.mean_score, "ci95": g.ci95,
+                   "pass_rate": g.pass_rate, "error_rate": g.error_rate, "cost_usd": g.cost_usd,
+                   "passed": req.threshold.map(|t| g.mean_score.is_some_and(|m| m >= t))})
+        })
+        .collect();
+    leaderboard.sort_by(|a, b| {
+        let score = |v: &Value| v["mean_score"].as_f64().unwrap_or(-1.0);
+        score(b).partial_cmp(&score(a)).unwrap_or(std::cmp::Ordering::Equal)
+    });
+    Ok(json!({
+        "result_type": "report",
+        "suite": req.suite,
+        "agents": req.agents,
+        "models": req.models,
+        "cases": cases,
+        "summary": summary,
+        "leaderboard": leaderboard,
+        "failed_combinations": failures,
+    }))
 }

@@ -319,7 +319,13 @@ pub async fn manifest_of_backup_file(engine: Engine, file: &Path, thorough: bool
     match engine {
         Engine::Sqlite => {
             let copy = SqliteStore::open_readonly(file)?;
-            let check = async { if thorough { copy.integrity_check().await } else { copy.quick_check().await } };
+            let check = async {
+                if thorough {
+                    copy.integrity_check().await
+                } else {
+                    copy.quick_check().await
+                }
+            };
             let (problems, manifest) = tokio::join!(check, compute_manifest(&copy));
             Ok((manifest?, problems?))
         }
@@ -350,7 +356,8 @@ pub async fn backup(store: &dyn Store, dest: &Path) -> Result<Manifest> {
         let hashing = {
             let tmp = tmp.clone();
             tokio::task::spawn_blocking(move || {
-                let f = std::fs::File::open(&tmp).map_err(|e| StoreError::io(format!("opening {}", tmp.display()), e))?;
+                let f =
+                    std::fs::File::open(&tmp).map_err(|e| StoreError::io(format!("opening {}", tmp.display()), e))?;
                 f.sync_all().map_err(|e| StoreError::io(format!("syncing {}", tmp.display()), e))?;
                 file_sha256(&tmp)
             })

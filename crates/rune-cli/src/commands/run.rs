@@ -419,7 +419,12 @@ pub fn suites(cmd: crate::cli::SuitesCommand) -> Result<u8> {
             for (name, _) in rune_core::suite::builtin_suites() {
                 let suite = rune_core::suite::load_builtin(name)?;
                 let judge_only = suite.cases.iter().filter(|c| c.is_judge_only()).count();
-                rows.push(vec![name.to_owned(), suite.cases.len().to_string(), judge_only.to_string(), suite.description.clone()]);
+                rows.push(vec![
+                    name.to_owned(),
+                    suite.cases.len().to_string(),
+                    judge_only.to_string(),
+                    suite.description.clone(),
+                ]);
                 list.push(json!({"name": name, "cases": suite.cases.len(), "judge_only_cases": judge_only, "description": suite.description}));
             }
             if output == OutputFormat::Json {
@@ -430,17 +435,22 @@ pub fn suites(cmd: crate::cli::SuitesCommand) -> Result<u8> {
             Ok(exit::SUCCESS)
         }
         SuitesCommand::Show { suite, output } => {
-            let s = rune_engine::workflow::load_suite(&suite, &env).map_err(|e| coded(exit::BAD_INPUT, e.to_string()))?;
+            let s =
+                rune_engine::workflow::load_suite(&suite, &env).map_err(|e| coded(exit::BAD_INPUT, e.to_string()))?;
             if output == OutputFormat::Json {
                 let cases: Vec<Value> = s
                     .cases
                     .iter()
-                    .map(|c| json!({"id": c.id, "question": c.question, "scope": c.scope.as_str(), "tags": c.tags,
+                    .map(|c| {
+                        json!({"id": c.id, "question": c.question, "scope": c.scope.as_str(), "tags": c.tags,
                                     "facts": c.expected.facts.iter().map(|f| f.id.clone()).collect::<Vec<_>>(),
                                     "forbidden": c.expected.forbidden.iter().map(|f| f.id.clone()).collect::<Vec<_>>(),
-                                    "context": c.context.iter().map(|x| x.name.clone()).collect::<Vec<_>>()}))
+                                    "context": c.context.iter().map(|x| x.name.clone()).collect::<Vec<_>>()})
+                    })
                     .collect();
-                print_json(&json!({"name": s.name, "description": s.description, "version": s.version, "cases": cases}))?;
+                print_json(
+                    &json!({"name": s.name, "description": s.description, "version": s.version, "cases": cases}),
+                )?;
             } else {
                 println!("{} (version {}): {}\n", s.name, s.version, s.description);
                 let rows: Vec<Vec<String>> = s

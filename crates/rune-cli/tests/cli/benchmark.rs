@@ -276,3 +276,34 @@ fn real_openai_compatible_server_when_available() {
     assert_eq!(group["error_rate"], 0.0, "{out}");
     assert!(out["cases"][0]["completion_tokens"].as_u64().is_some_and(|t| t > 0));
 }
+
+/// A `suite` job compares agents × models in one report: a leaderboard row per working
+/// combination, and a combination whose model the server lacks is reported, not fatal.
+#[test]
+fn suite_matrix_job_builds_a_leaderboard() {
+    let home = Home::new();
+    let api = server(&home);
+    let good = sim(&home, &["--answers", answers_file(&home, true).to_str().expect("utf8")]);
+    let body = json!({"suite": "sre-basics", "models": ["sim-llama", "sim-qwen", "missing-model"], "agents": ["llm"],
+                      "backend_url": format!("http://{}", good.addr), "backend_warmup": false, "threshold": 0.8});
+    let accepted = request("POST", &format!("http://{}/v1/jobs/suite", api.addr), Some(&body));
+    let id = accepted["job_id"].as_str().unwrap_or_else(|| panic!("{accepted}")).to_owned();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let job = loop {
+        let job = request("GET", &format!("http://{}/v1/jobs/{id}", api.addr), None);
+        if job["status"] == "succeeded" || job["status"] == "failed" {
+            break job;
+        }
+        assert!(Instant::now() < deadline, "{job}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let board = job["result"]["leaderboard"].as_array().expect("leaderboard");
+    assert_eq!(board.len(), 2, "{board:?}");
+    assert!(board.iter().all(|row| row["mean_score"].as_f64().is_some_and(|m| m >= 0.8) && row["passed"] == true));
+    let failed = job["result"]["failed_combinations"].as_array().expect("failures");
+    assert_eq!(failed.len(), 1);
+    assert!(failed[0]["error"].as_str().is_some_and(|e| e.contains("missing-model")), "{failed:?}");
+    let invalid = request("POST", &format!("http://{}/v1/jobs/suite", api.addr), Some(&json!({"suite": "sre-basics"})));
+    assert_eq!(invalid["code"], "invalid_request", "{invalid}");
+}
