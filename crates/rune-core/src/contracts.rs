@@ -109,6 +109,9 @@ pub struct RunBenchmarkRequest {
     pub repetitions: u64,
     /// Pass mark for the mean score, 0..1.
     pub threshold: Option<f64>,
+    /// Model (on the same backend) that grades answers against each case's rubric: an
+    /// LLM judge, on top of the deterministic score. None: rubric-only cases stay unscored.
+    pub judge_model: Option<String>,
 }
 
 /// `llm-instance`: provision or check an LLM server.
@@ -176,6 +179,8 @@ pub struct RunSuiteRequest {
     pub backend_warmup_timeout: u64,
     /// Kubeconfig for agents that inspect a cluster.
     pub kubeconfig: String,
+    /// LLM judge model (see [`RunBenchmarkRequest::judge_model`]).
+    pub judge_model: Option<String>,
 }
 
 /// Most agents or models in one suite job (the matrix runs them all).
@@ -333,6 +338,7 @@ fn parse_benchmark(body: &Value) -> Result<RunBenchmarkRequest, ValidationErrors
     let suite = r.opt_string("suite", MAX_SUITE_LEN);
     let repetitions = r.u64_in("repetitions", 1, 1, 100);
     let threshold = r.raw("threshold").map(|_| r.f64_in("threshold", 0.0, 0.0, 1.0));
+    let judge_model = r.opt_string("judge_model", MAX_MODEL_LEN).filter(|m| !m.trim().is_empty());
     r.finish()?;
     Ok(RunBenchmarkRequest {
         provisioning,
@@ -348,6 +354,7 @@ fn parse_benchmark(body: &Value) -> Result<RunBenchmarkRequest, ValidationErrors
         suite,
         repetitions,
         threshold,
+        judge_model,
     })
 }
 
@@ -405,6 +412,7 @@ fn parse_suite(body: &Value) -> Result<RunSuiteRequest, ValidationErrors> {
     let backend_warmup = r.bool("backend_warmup", true);
     let backend_warmup_timeout = r.u64_in("backend_warmup_timeout", 90, 1, 86_400);
     let kubeconfig = r.string("kubeconfig", "", MAX_KUBECONFIG_LEN, false);
+    let judge_model = r.opt_string("judge_model", MAX_MODEL_LEN).filter(|m| !m.trim().is_empty());
     r.finish()?;
     Ok(RunSuiteRequest {
         suite,
@@ -417,6 +425,7 @@ fn parse_suite(body: &Value) -> Result<RunSuiteRequest, ValidationErrors> {
         backend_warmup,
         backend_warmup_timeout,
         kubeconfig,
+        judge_model,
     })
 }
 

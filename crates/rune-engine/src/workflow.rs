@@ -373,7 +373,20 @@ async fn ask_case(
     match outcome {
         Ok(answer) => {
             sink.event(span("agent.ask", started, true, labels)).await;
-            let score = scoring::score_case(case, &answer.text, req.threshold);
+            let mut score = scoring::score_case(case, &answer.text, req.threshold);
+            if let (Some(judge), Some(prompt)) = (&req.judge_model, scoring::judge_prompt(case, &answer.text)) {
+                let t = Instant::now();
+                match judge_answer(url, kind, judge, &prompt, env, cancel).await {
+                    Ok(verdict) => {
+                        score = Some(scoring::score_case_with_judge(case, &answer.text, &verdict, req.threshold));
+                        sink.event(span("judge", t, true, json!({"case": case.id, "judge": judge}))).await;
+                    }
+                    Err(e) => {
+                        // A failed judge leaves the deterministic score; it never invents one.
+                        sink.event(span("judge", t, false, json!({"case": case.id, "error": e}))).await;
+                    }
+                }
+            }
             let measured = match kind {
                 BackendKind::Ollama => MeasuredUsage {
                     prompt_tokens: answer.usage.prompt_tokens,
@@ -425,6 +438,27 @@ async fn ask_case(
             })
         }
     }
+}
+
+/// Asks the judge model to grade an answer; its reply must carry a score in [0, 1].
+async fn judge_answer(
+    url: &str,
+    kind: BackendKind,
+    model: &str,
+    prompt: &str,
+    env: &EngineEnv,
+    cancel: &CancellationToken,
+) -> Result<rune_core::scoring::JudgeVerdict, String> {
+    let backend = backend_for(kind, url, env.backend.clone()).map_err(|e| e.to_string())?;
+    let request = crate::backend::ChatRequest {
+        model: model.to_owned(),
+        messages: vec![crate::backend::ChatMessage::user(prompt)],
+        max_tokens: Some(400),
+        temperature: Some(0.0),
+        ..Default::default()
+    };
+    let reply = backend.chat(&request, cancel).await.map_err(|e| e.to_string())?;
+    scoring::parse_judge_reply(&reply.text).map_err(|e| format!("judge reply unusable: {e}"))
 }
 
 /// Runs an `agentic-agent` job: one question, one agent, the answer with its telemetry.
@@ -527,6 +561,7 @@ pub async fn run_suite(
                 suite: Some(req.suite.clone()),
                 repetitions: req.repetitions,
                 threshold: req.threshold,
+                judge_model: req.judge_model.clone(),
             };
             match run_benchmark(&one, env, sink, cancel).await {
                 Ok(report) => cases.extend(report.cases),

@@ -61,7 +61,10 @@ fn answers_file(home: &Home, correct: bool) -> std::path::PathBuf {
 }
 
 fn sim(home: &Home, extra: &[&str]) -> Proc {
-    let mut cmd = home.cmd(&["sim-llm", "--port", "0", "--output-tokens", "400", "--ttft-ms", "5", "--itl-ms", "0"]);
+    let mut cmd = home.cmd(&["sim-llm", "--port", "0", "--ttft-ms", "5", "--itl-ms", "0"]);
+    if !extra.contains(&"--output-tokens") {
+        cmd.args(["--output-tokens", "400"]);
+    }
     cmd.args(extra);
     spawn(cmd)
 }
@@ -306,4 +309,32 @@ fn suite_matrix_job_builds_a_leaderboard() {
     assert!(failed[0]["error"].as_str().is_some_and(|e| e.contains("missing-model")), "{failed:?}");
     let invalid = request("POST", &format!("http://{}/v1/jobs/suite", api.addr), Some(&json!({"suite": "sre-basics"})));
     assert_eq!(invalid["code"], "invalid_request", "{invalid}");
+}
+
+/// With `judge_model`, judge-only cases are scored by the judge model's verdict (here a
+/// scripted "SCORE: 0.9"); without it they stay unscored (`null`, never a made-up 0).
+#[test]
+fn llm_judge_scores_rubric_only_cases() {
+    let home = Home::new();
+    let api = server(&home);
+    let answers = home.path().join("judge.json");
+    std::fs::write(
+        &answers,
+        r#"[{"pattern": "You are grading one answer", "answer": "The answer follows the rubric.\nSCORE: 0.9"}]"#,
+    )
+    .expect("write");
+    // Exactly the verdict's 7 words, so the simulator adds no filler after the score line.
+    let sim = sim(&home, &["--answers", answers.to_str().expect("utf8"), "--output-tokens", "7"]);
+    let judged = run_via_api(&api, &sim, json!({"suite": "catalog-creative", "judge_model": "sim-qwen"}));
+    assert_eq!(judged["status"], "succeeded", "{judged}");
+    let events =
+        request("GET", &format!("http://{}/v1/jobs/{}/events", api.addr, judged["job_id"].as_str().expect("id")), None);
+    for c in judged["result"]["cases"].as_array().expect("cases") {
+        assert!((c["score"].as_f64().unwrap_or(-1.0) - 0.9).abs() < 1e-9, "{c}\n{events}");
+        assert_eq!(c["judge_score"], 0.9);
+    }
+    let unjudged = run_via_api(&api, &sim, json!({"suite": "catalog-creative"}));
+    for c in unjudged["result"]["cases"].as_array().expect("cases") {
+        assert!(c["score"].is_null(), "no judge, no score: {c}");
+    }
 }
