@@ -15,6 +15,10 @@
 //! - [`agent`]: the [`agent::Agent`] trait, the registry ([`agent::agent_by_name`],
 //!   [`agent::AgentConfig::from_env`]) and the agents `llm`, `holmes`, `k8sgpt`, `stdio`
 //!   and `http`; [`agent::protocol`] is the RUNE driver protocol v1 as pure functions.
+//! - [`provider`]: where the model server comes from: the [`provider::Provider`] trait,
+//!   [`provider::ExistingServer`] and [`provider::VastAiProvider`] (rent a GPU, start
+//!   Ollama, pull the model; destroy and verify afterwards), returning a
+//!   [`provider::Lease`] with the backend URL and the hourly price.
 //! - [`timing`]: [`timing::CallTiming`], the one definition of TTFT and inter-token gaps.
 //! - [`workflow`]: what each job kind does (benchmark, agentic-agent, llm-instance), shared
 //!   by the CLI's local mode and the API's workers.
@@ -46,5 +50,6 @@
 
 pub mod agent;
 pub mod backend;
+pub mod provider;
 pub mod timing;
 pub mod workflow;

@@ -94,6 +94,9 @@ pub enum WorkflowError {
     /// Cancelled by the user, the E-Stop or a timeout.
     #[error("cancelled")]
     Cancelled,
+    /// Provisioning or tearing down the model server failed.
+    #[error(transparent)]
+    Provider(#[from] crate::provider::ProviderError),
 }
 
 /// Loads the suite a benchmark names: a built-in name, or a YAML file (within
@@ -208,26 +211,85 @@ fn backend_kind(s: &str) -> Result<BackendKind, WorkflowError> {
     s.parse().map_err(|e: crate::backend::UnknownBackendKind| WorkflowError::Unsupported(e.to_string()))
 }
 
-fn existing_url(url: Option<&str>, has_vastai: bool) -> Result<String, WorkflowError> {
-    match (url, has_vastai) {
-        (Some(u), _) => Ok(u.to_owned()),
-        (None, true) => Err(WorkflowError::Unsupported(
-            "Vast.ai provisioning is not available in this build; run against an existing server with backend_url"
-                .into(),
-        )),
-        (None, false) => Err(WorkflowError::Unsupported("backend_url is required".into())),
-    }
+fn existing_url(url: Option<&str>) -> Result<String, WorkflowError> {
+    url.map(str::to_owned)
+        .ok_or_else(|| WorkflowError::Unsupported("backend_url is required unless provisioning.vastai is set".into()))
 }
 
-/// Runs a `benchmark` job.
+/// Bound on renting and preparing a GPU server.
+const PROVISION_TIMEOUT: Duration = Duration::from_secs(1800);
+
+/// Model an `llm-instance` job prepares on a rented server (its request names none).
+const DEFAULT_INSTANCE_MODEL: &str = "llama3.1:8b";
+
+/// Rents a server when the request asks for one; the lease must be torn down after.
+async fn provision(
+    vastai: Option<&rune_core::contracts::VastAiProvisioning>,
+    model: &str,
+    sink: &dyn RunSink,
+    cancel: &CancellationToken,
+) -> Result<Option<(crate::provider::VastAiProvider, crate::provider::Lease)>, WorkflowError> {
+    use crate::provider::{Provider, ProvisionContext, ProvisionSpec, VastAiProvider};
+    let Some(vastai) = vastai else { return Ok(None) };
+    let provider = VastAiProvider::from_env()?;
+    sink.progress(&format!("renting a GPU on Vast.ai for {model}")).await;
+    let t = Instant::now();
+    let ctx = ProvisionContext::new(cancel.clone(), PROVISION_TIMEOUT);
+    let lease = provider.provision(&ProvisionSpec::new(model, vastai), &ctx).await;
+    let labels = match &lease {
+        Ok(l) => json!({"provider": "vastai", "contract_id": l.contract_id, "backend_url": l.backend_url,
+                        "hourly_usd": l.hourly_usd, "reused": l.reused}),
+        Err(e) => json!({"provider": "vastai", "error": e.to_string(), "stranded_contract": e.stranded_contract()}),
+    };
+    sink.event(span("provision", t, lease.is_ok(), labels)).await;
+    Ok(Some((provider, lease?)))
+}
+
+/// Tears a rented server down (always, whatever happened to the run) and records it.
+async fn teardown(rented: Option<(crate::provider::VastAiProvider, crate::provider::Lease)>, sink: &dyn RunSink) {
+    use crate::provider::Provider;
+    let Some((provider, lease)) = rented else { return };
+    sink.progress("tearing down the rented server").await;
+    let t = Instant::now();
+    let report = provider.teardown(&lease).await;
+    let labels = match &report {
+        Ok(r) => {
+            json!({"contract_id": lease.contract_id, "outcome": format!("{:?}", r.outcome), "verified": r.verified})
+        }
+        Err(e) => json!({"contract_id": lease.contract_id, "error": e.to_string()}),
+    };
+    sink.event(span("teardown", t, report.is_ok(), labels)).await;
+}
+
+/// Runs a `benchmark` job: on an existing server, or on a rented one that is torn down
+/// afterwards whether the run succeeded, failed or was cancelled.
 pub async fn run_benchmark(
     req: &RunBenchmarkRequest,
     env: &EngineEnv,
     sink: &dyn RunSink,
     cancel: &CancellationToken,
 ) -> Result<BenchmarkReport, WorkflowError> {
-    let has_vastai = req.provisioning.as_ref().is_some_and(|p| p.vastai.is_some());
-    let url = existing_url(req.backend_url.as_deref(), has_vastai)?;
+    let vastai = req.provisioning.as_ref().and_then(|p| p.vastai.as_ref());
+    let rented = provision(vastai, &req.model, sink, cancel).await?;
+    let url = match &rented {
+        Some((_, lease)) => lease.backend_url.clone(),
+        None => existing_url(req.backend_url.as_deref())?,
+    };
+    let gpu_hourly = rented.as_ref().and_then(|(_, l)| l.hourly_usd);
+    let outcome = benchmark_on(req, &url, gpu_hourly, env, sink, cancel).await;
+    teardown(rented, sink).await;
+    outcome
+}
+
+async fn benchmark_on(
+    req: &RunBenchmarkRequest,
+    url: &str,
+    gpu_hourly: Option<f64>,
+    env: &EngineEnv,
+    sink: &dyn RunSink,
+    cancel: &CancellationToken,
+) -> Result<BenchmarkReport, WorkflowError> {
+    let url = url.to_owned();
     let kind = backend_kind(&req.backend_type)?;
     let suite = match &req.suite {
         Some(s) => load_suite(s, env)?,
@@ -270,7 +332,8 @@ pub async fn run_benchmark(
             }
             sink.progress(&format!("{} ({}/{}) with {}", case.id, results.len() + 1, total, agent.name())).await;
             let result =
-                ask_case(&*agent, case, repetition, req, &url, kind, env, sink, cancel, context_length).await?;
+                ask_case(&*agent, case, repetition, req, &url, kind, env, sink, cancel, (context_length, gpu_hourly))
+                    .await?;
             results.push(result);
             sink.cases_done(results.len(), total);
         }
@@ -324,7 +387,7 @@ async fn ask_case(
     env: &EngineEnv,
     sink: &dyn RunSink,
     cancel: &CancellationToken,
-    _context_length: Option<u64>,
+    (_context_length, gpu_hourly): (Option<u64>, Option<f64>),
 ) -> Result<CaseResult, WorkflowError> {
     let question = AgentQuestion {
         question: case.question.clone(),
@@ -388,6 +451,15 @@ async fn ask_case(
                 }
             }
             let measured = match kind {
+                // A rented GPU: what the rental cost while this case ran.
+                _ if gpu_hourly.is_some() => MeasuredUsage {
+                    prompt_tokens: answer.usage.prompt_tokens,
+                    completion_tokens: answer.usage.completion_tokens,
+                    model: None,
+                    duration_seconds: Some(latency_ms / 1000.0),
+                    gpu_hourly_usd: gpu_hourly,
+                    ..Default::default()
+                },
                 BackendKind::Ollama => MeasuredUsage {
                     prompt_tokens: answer.usage.prompt_tokens,
                     completion_tokens: answer.usage.completion_tokens,
@@ -468,7 +540,7 @@ pub async fn run_agentic(
     sink: &dyn RunSink,
     cancel: &CancellationToken,
 ) -> Result<Value, WorkflowError> {
-    let url = existing_url(req.backend_url.as_deref(), false)?;
+    let url = existing_url(req.backend_url.as_deref())?;
     let kind = backend_kind(&req.backend_type)?;
     if req.backend_warmup && kind == BackendKind::Ollama {
         let backend: Arc<dyn Backend> = backend_for(kind, &url, env.backend.clone())?;
@@ -518,8 +590,17 @@ pub async fn run_llm_instance(
     env: &EngineEnv,
     sink: &dyn RunSink,
 ) -> Result<Value, WorkflowError> {
-    let has_vastai = req.provisioning.as_ref().is_some_and(|p| p.vastai.is_some());
-    let url = existing_url(req.backend_url.as_deref(), has_vastai)?;
+    if let Some(vastai) = req.provisioning.as_ref().and_then(|p| p.vastai.as_ref()) {
+        // An instance job rents the server and leaves it running for later jobs (teardown
+        // happens when a benchmark with stop_instance ends, or by hand).
+        let cancel = CancellationToken::new();
+        let Some((_, lease)) = provision(Some(vastai), DEFAULT_INSTANCE_MODEL, sink, &cancel).await? else {
+            return Err(WorkflowError::Unsupported("provisioning returned no server".into()));
+        };
+        return Ok(json!({"mode": "vastai", "backend_url": lease.backend_url, "contract_id": lease.contract_id,
+                         "hourly_usd": lease.hourly_usd, "model_name": lease.model, "reused": lease.reused}));
+    }
+    let url = existing_url(req.backend_url.as_deref())?;
     let kind = backend_kind(&req.backend_type)?;
     let backend = backend_for(kind, &url, env.backend.clone())?;
     let t = Instant::now();

@@ -5,6 +5,7 @@
 mod backends;
 mod cli_agents;
 mod llm_agent;
+mod provider;
 mod sidecar;
 mod stdio_driver;
 mod support;
