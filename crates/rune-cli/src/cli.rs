@@ -21,11 +21,19 @@ impl Cli {
     /// Parses `std::env::args`, with a `--version` that also names the schema version
     /// this binary knows (what `rune db rollback --to` needs after a downgrade).
     pub fn parse_with_version() -> Self {
+        Self::parse_with_matches().0
+    }
+
+    /// [`Cli::parse_with_version`], also returning clap's matches (which say whether each
+    /// value came from a flag, the environment or a default). Exits on `--help`,
+    /// `--version` and usage errors.
+    pub fn parse_with_matches() -> (Self, clap::ArgMatches) {
         use clap::{CommandFactory, FromArgMatches};
         let version =
             format!("{} (schema version {})", env!("CARGO_PKG_VERSION"), rune_store::migrations::latest_version());
         let matches = Self::command().version(version).get_matches();
-        Self::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+        let cli = Self::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+        (cli, matches)
     }
 }
 
@@ -63,6 +71,9 @@ pub struct GlobalArgs {
     /// Skip TLS certificate verification of the API (self-signed test servers only).
     #[arg(long, global = true, env = "RUNE_INSECURE", value_parser = clap::builder::BoolishValueParser::new())]
     pub insecure: bool,
+    /// Configuration profile from ./rune.yaml or $RUNE_HOME/config.yaml (see `rune config`).
+    #[arg(long, global = true, env = "RUNE_PROFILE", value_name = "NAME")]
+    pub profile: Option<String>,
 }
 
 /// The API base URL when none is configured (the original's default).
@@ -114,6 +125,19 @@ pub enum Command {
     Schedules(SchedulesCommand),
     /// Engage, release or inspect the emergency stop (needs --backend http).
     Estop(EstopArgs),
+    /// Write a commented ./rune.yaml template (refuses to overwrite one without --force).
+    Init {
+        /// Overwrite an existing ./rune.yaml.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Show the active profile, the configuration files read, and each setting's value,
+    /// source (flag, env, project file, global file, default) and variable. Secrets are
+    /// shown only as set or not set.
+    Config {
+        #[arg(long, value_enum, default_value_t)]
+        output: OutputFormat,
+    },
 }
 
 /// Where the model is served.

@@ -7,6 +7,7 @@
 
 mod cli;
 mod commands;
+mod config;
 mod exit;
 mod output;
 mod runner;
@@ -14,7 +15,18 @@ mod runner;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse_with_version();
+    // First parse: --help, --version and usage errors end here, before any configuration
+    // file is read, so a broken file never hides them.
+    let first = cli::Cli::parse_with_version();
+    // Files export their settings as RUNE_* variables the environment does not set, and
+    // the command line is parsed again (flags > env > ./rune.yaml > ~/.rune > defaults).
+    let (cli, config) = match config::apply(first) {
+        Ok(applied) => applied,
+        Err(err) => {
+            eprintln!("rune: {err:#}");
+            return ExitCode::from(exit::code_for(&err));
+        }
+    };
     // The server reports what it does (requests, jobs); one-shot commands stay quiet.
     let default_level = if matches!(cli.command, cli::Command::Serve(_)) { "info" } else { "warn" };
     init_tracing(cli.global.log_json, default_level);
@@ -25,7 +37,7 @@ fn main() -> ExitCode {
             return ExitCode::from(exit::FAILURE);
         }
     };
-    match runtime.block_on(commands::run(cli)) {
+    match runtime.block_on(commands::run(cli, &config)) {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
             if exit::is_broken_pipe(&err) {

@@ -20,6 +20,8 @@
 //! - [`cost`]: pre-flight cost estimates, the fail-closed spend gate, FinOps projection.
 //! - [`suite`]: benchmark suites (cases, captured context, ground truth), validated in full.
 //! - [`scoring`]: deterministic answer scoring, per agent × model aggregates, judge hook.
+//! - [`config`]: `rune.yaml` / `$RUNE_HOME/config.yaml`: schema, validation (secrets
+//!   refused), deep merge with a profile, and the key → environment variable table.
 //!
 //! # Example
 //!
@@ -38,6 +40,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod api;
+pub mod config;
 pub mod contracts;
 pub mod cost;
 pub mod cron;

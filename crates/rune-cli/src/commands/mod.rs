@@ -1,5 +1,6 @@
 //! Command dispatch and the configuration every command shares (where the database is).
 
+mod config;
 mod db;
 mod estop;
 mod jobs;
@@ -13,8 +14,9 @@ use crate::cli::{Cli, Command, GlobalArgs};
 use anyhow::{Context, Result};
 use std::path::PathBuf;
 
-/// Runs the parsed command; returns the exit code on success paths.
-pub async fn run(cli: Cli) -> Result<u8> {
+/// Runs the parsed command; returns the exit code on success paths. `config` is what the
+/// configuration files did (shown by `rune config`).
+pub async fn run(cli: Cli, config: &crate::config::Report) -> Result<u8> {
     let env = Environment::from_args(&cli.global)?;
     match cli.command {
         Command::Db(cmd) => db::run(&env, cmd).await,
@@ -30,6 +32,8 @@ pub async fn run(cli: Cli) -> Result<u8> {
         Command::Jobs(cmd) => jobs::run(&env, &cli.global, cmd).await,
         Command::Schedules(cmd) => schedules::run(&cli.global, cmd).await,
         Command::Estop(args) => estop::run(&cli.global, args).await,
+        Command::Init { force } => config::init(force),
+        Command::Config { output } => config::show(config, &cli.global, &env, output),
     }
 }
 

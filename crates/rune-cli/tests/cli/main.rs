@@ -2,6 +2,7 @@
 //! and messages on bad input, and crash safety under `SIGKILL`.
 
 mod benchmark;
+mod config;
 mod crash;
 mod db_commands;
 mod http_mode;

@@ -41,6 +41,18 @@ impl Home {
     pub fn run(&self, args: &[&str]) -> Run {
         Run(self.cmd(args).output().expect("run rune"))
     }
+
+    /// `rune ARGS` run in `dir` (where `./rune.yaml` is looked for; `$RUNE_HOME/config.yaml`
+    /// is this home's), inheriting no configurable variable (`rune_core::config::KEYS`)
+    /// and no `RUNE_PROFILE` from the test's environment.
+    pub fn cmd_in(&self, dir: &Path, args: &[&str]) -> Command {
+        let mut c = self.cmd(args);
+        c.current_dir(dir).env_remove("RUNE_PROFILE").env_remove("RUNE_API_TOKENS");
+        for key in rune_core::config::KEYS {
+            c.env_remove(key.env);
+        }
+        c
+    }
 }
 
 /// A finished command.
