@@ -190,6 +190,31 @@ pub struct RunBenchmarkArgs {
     /// Idempotency key (with --backend http: a retried submit returns the same job).
     #[arg(long, env = "RUNE_IDEMPOTENCY_KEY")]
     pub idempotency_key: Option<String>,
+    /// Also grade answers with this model (same backend) against each case's rubric: an
+    /// LLM judge. Rubric-only cases are unscored without it.
+    #[arg(long, env = "RUNE_JUDGE_MODEL")]
+    pub judge_model: Option<String>,
+    /// Rent the model server on Vast.ai (needs VAST_API_KEY); it is torn down afterwards.
+    #[arg(long, env = "RUNE_VASTAI")]
+    pub vastai: bool,
+    /// Vast.ai template to start.
+    #[arg(long, env = "RUNE_VASTAI_TEMPLATE", default_value = rune_core::contracts::DEFAULT_TEMPLATE_HASH)]
+    pub vastai_template: String,
+    /// Lowest price accepted, $/hour.
+    #[arg(long, env = "RUNE_VASTAI_MIN_DPH", default_value_t = 2.3)]
+    pub vastai_min_dph: f64,
+    /// Highest price accepted, $/hour.
+    #[arg(long, env = "RUNE_VASTAI_MAX_DPH", default_value_t = 3.0)]
+    pub vastai_max_dph: f64,
+    /// Minimum host reliability, 0..1.
+    #[arg(long, env = "RUNE_VASTAI_RELIABILITY", default_value_t = 0.99)]
+    pub vastai_reliability: f64,
+    /// Keep the rented instance after the run (default: destroy it).
+    #[arg(long = "keep-vastai-instance")]
+    pub keep_vastai_instance: bool,
+    /// Accept the pre-flight spend check without asking (in CI, required to rent).
+    #[arg(long, short = 'y', env = "RUNE_YES")]
+    pub yes: bool,
 }
 
 /// `rune run-agentic-agent`.

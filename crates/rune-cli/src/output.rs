@@ -15,8 +15,11 @@ pub enum OutputFormat {
 
 /// Prints a JSON value, pretty, to stdout.
 pub fn print_json(value: &serde_json::Value) -> anyhow::Result<()> {
+    // Render first, then write: a closed pipe then surfaces as an io::Error (exit 0 for
+    // `| head`), not wrapped inside a serde_json error.
+    let text = serde_json::to_string_pretty(value)?;
     let mut out = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, value)?;
+    out.write_all(text.as_bytes())?;
     writeln!(out)?;
     Ok(())
 }

@@ -145,7 +145,7 @@ async fn migrate(env: &Environment, url: &DatabaseUrl, to: Option<i64>, output: 
     Ok(exit::SUCCESS)
 }
 
-fn confirm(question: &str, yes: bool) -> Result<()> {
+pub(super) fn confirm(question: &str, yes: bool) -> Result<()> {
     if yes {
         return Ok(());
     }

@@ -165,13 +165,68 @@ fn benchmark_body(args: &RunBenchmarkArgs) -> Value {
         "backend_warmup": args.backend_warmup,
         "backend_warmup_timeout": args.backend_warmup_timeout,
         "kubeconfig": args.kubeconfig.clone().unwrap_or_default(),
+        "judge_model": args.judge_model,
+        "vastai": args.vastai,
+        "template_hash": args.vastai_template,
+        "min_dph": args.vastai_min_dph,
+        "max_dph": args.vastai_max_dph,
+        "reliability": args.vastai_reliability,
+        "vastai_stop_instance": !args.keep_vastai_instance,
     })
+}
+
+/// The fail-closed spend gate before renting: an estimate below 0.95 confidence or over
+/// `RUNE_SPEND_WARNING_THRESHOLD` (default $5) needs `--yes` or an interactive yes; in CI
+/// (`CI=true`) without `--yes` it blocks.
+fn spend_gate(args: &RunBenchmarkArgs) -> Result<()> {
+    use rune_core::cost::{self, GateDecision, GatePolicy};
+    let req = rune_core::contracts::CostEstimationRequest {
+        vastai: true,
+        aws: false,
+        gcp: false,
+        azure: false,
+        min_dph: args.vastai_min_dph,
+        max_dph: args.vastai_max_dph,
+        local_hardware: false,
+        local_tdp_watts: 0.0,
+        local_energy_rate_kwh: 0.0,
+        local_hardware_purchase_price: 0.0,
+        local_hardware_lifespan_years: 0.0,
+        model: args.model.clone(),
+        estimated_duration_seconds: 3600,
+    };
+    let estimate = cost::estimate(&req)
+        .map_err(|e| coded(exit::REFUSED, format!("cost estimate failed, refusing to rent (fail-closed): {e}")))?;
+    let threshold = cost::parse_spend_threshold(std::env::var("RUNE_SPEND_WARNING_THRESHOLD").ok().as_deref())
+        .map_err(|e| coded(exit::BAD_INPUT, e.to_string()))?;
+    let policy = GatePolicy {
+        spend_threshold_usd: threshold,
+        confirmed: args.yes,
+        ci: cost::parse_ci_env(std::env::var("CI").ok().as_deref()),
+    };
+    eprintln!(
+        "pre-flight estimate: ${:.2} for one hour on Vast.ai (confidence {:.2}, {})",
+        estimate.projected_cost_usd, estimate.confidence_score, estimate.price_source
+    );
+    match cost::gate(&estimate, &policy) {
+        GateDecision::Proceed => Ok(()),
+        GateDecision::Blocked { reasons } => Err(coded(
+            exit::REFUSED,
+            format!("spend gate blocked the run: {}; pass --yes to accept", reasons.join("; ")),
+        )),
+        GateDecision::NeedsConfirmation { reasons } => {
+            super::db::confirm(&format!("Rent a GPU? {}", reasons.join("; ")), false)
+        }
+    }
 }
 
 /// `rune run-benchmark`.
 pub async fn benchmark(env: &Environment, global: &GlobalArgs, args: RunBenchmarkArgs) -> Result<u8> {
     let body = benchmark_body(&args);
     let request = validate(JobKind::Benchmark, &body)?;
+    if args.vastai {
+        spend_gate(&args)?;
+    }
     let (job_id, outcome) = match Backend::from_args(global)? {
         Backend::Local => {
             let (id, o) = run_local(env, JobKind::Benchmark, &request).await?;

@@ -338,3 +338,52 @@ fn llm_judge_scores_rubric_only_cases() {
         assert!(c["score"].is_null(), "no judge, no score: {c}");
     }
 }
+
+/// Renting is gated: an hour over the $5 threshold in CI without --yes is blocked (exit 4)
+/// before anything is rented; with --yes (or a price under the threshold) it proceeds, and
+/// without VAST_API_KEY fails naming the variable.
+#[test]
+fn vastai_spend_gate_fails_closed() {
+    let home = Home::new();
+    let run = home
+        .cmd(&[
+            "run-benchmark",
+            "--vastai",
+            "--vastai-min-dph",
+            "6",
+            "--vastai-max-dph",
+            "8",
+            "--model",
+            "llama3.1:8b",
+            "--suite",
+            "sre-basics",
+        ])
+        .env("CI", "true")
+        .env_remove("VAST_API_KEY")
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(4), "{stderr}");
+    assert!(stderr.contains("spend gate blocked") && stderr.contains("--yes"), "{stderr}");
+    let run = home
+        .cmd(&[
+            "run-benchmark",
+            "--vastai",
+            "--vastai-min-dph",
+            "6",
+            "--vastai-max-dph",
+            "8",
+            "--yes",
+            "--model",
+            "llama3.1:8b",
+            "--suite",
+            "sre-basics",
+        ])
+        .env("CI", "true")
+        .env_remove("VAST_API_KEY")
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("VAST_API_KEY"), "{stderr}");
+}
