@@ -348,7 +348,9 @@ pub async fn schedules_crud_and_firing(s: &TestServer) {
     assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
     let fields: Vec<&str> = v["fields"].as_array().expect("f").iter().filter_map(|f| f["field"].as_str()).collect();
     assert_eq!(fields, ["cron", "request.zz"], "{v}");
-    let body = json!({"name": "nightly", "cron": "* * * * *", "kind": "cost-estimate", "request": {"vastai": true, "min_dph": 1, "max_dph": 1}});
+    // Daily at midnight: after the catch-up fire the next one is hours away, so the test
+    // cannot straddle a second legitimate fire (as an every-minute cron could).
+    let body = json!({"name": "nightly", "cron": "0 0 * * *", "kind": "cost-estimate", "request": {"vastai": true, "min_dph": 1, "max_dph": 1}});
     let (st, created) = json_of(create(body.clone()).await.expect("send")).await;
     assert_eq!(st, StatusCode::CREATED, "{created}");
     let sid = created["schedule_id"].as_str().expect("id").to_owned();
@@ -359,9 +361,10 @@ pub async fn schedules_crud_and_firing(s: &TestServer) {
         s.beta(Method::GET, &format!("/v1/schedules/{sid}")).send().await.expect("send").status(),
         StatusCode::NOT_FOUND
     );
-    // Make it due: pretend it was created two minutes ago. The scheduler ticks every 0.1 s.
-    let two_min_ago = rune_core::Timestamp::now().plus_millis(-120_000).as_epoch_seconds();
-    s.exec(&format!("UPDATE schedules SET created_at = {two_min_ago} WHERE schedule_id = '{sid}'")).await;
+    // Make it due: pretend it was created three days ago (three missed fires). The scheduler
+    // ticks every 0.1 s.
+    let days_ago = rune_core::Timestamp::now().plus_millis(-3 * 86_400_000).as_epoch_seconds();
+    s.exec(&format!("UPDATE schedules SET created_at = {days_ago} WHERE schedule_id = '{sid}'")).await;
     let deadline = Instant::now() + Duration::from_secs(10);
     let fired = loop {
         let list = s
@@ -675,10 +678,10 @@ pub async fn replicas_share_queue(a: &TestServer, b: &TestServer) {
         let events = a.client().events(id, 0).await.expect("events").events;
         assert_eq!(events.iter().filter(|e| e.event == "job.end").count(), 1, "ran once: {id}");
     }
-    let body = json!({"name": "shared", "cron": "* * * * *", "kind": "cost-estimate", "request": {"vastai": true}});
+    let body = json!({"name": "shared", "cron": "0 0 * * *", "kind": "cost-estimate", "request": {"vastai": true}});
     let (_, created) = json_of(a.alpha(Method::POST, "/v1/schedules").json(&body).send().await.expect("send")).await;
     let sid = created["schedule_id"].as_str().expect("id").to_owned();
-    let past = rune_core::Timestamp::now().plus_millis(-120_000).as_epoch_seconds();
+    let past = rune_core::Timestamp::now().plus_millis(-3 * 86_400_000).as_epoch_seconds();
     a.exec(&format!("UPDATE schedules SET created_at = {past} WHERE schedule_id = '{sid}'")).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let fired = a
