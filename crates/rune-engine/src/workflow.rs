@@ -343,10 +343,13 @@ async fn benchmark_on(
     sink.event(span("score", t, true, json!({"cases": results.len()}))).await;
     phases.push(json!({"phase": "cases", "ms": results.iter().map(|r| r.latency_ms).sum::<f64>()}));
     let mean = summary.groups.first().and_then(|g| g.mean_score);
-    let passed = match req.threshold {
-        Some(th) => mean.is_some_and(|m| m >= th),
-        None => true,
-    };
+    // A run in which every case errored measured nothing: it never passes, threshold or not.
+    let all_errored = !results.is_empty() && results.iter().all(|r| r.error.is_some());
+    let passed = !all_errored
+        && match req.threshold {
+            Some(th) => mean.is_some_and(|m| m >= th),
+            None => true,
+        };
     let tokens_prompt: u64 = results.iter().filter_map(|r| r.prompt_tokens).sum();
     let tokens_completion: u64 = results.iter().filter_map(|r| r.completion_tokens).sum();
     let cost: f64 = results.iter().filter_map(|r| r.cost_usd).sum();

@@ -246,6 +246,13 @@ pub async fn benchmark(env: &Environment, global: &GlobalArgs, args: RunBenchmar
     let report: BenchmarkReport =
         serde_json::from_value(result).context("the job's result is not a benchmark report")?;
     print_report(&report, &job_id, args.backend.output)?;
+    if !report.cases.is_empty() && report.cases.iter().all(|c| c.error.is_some()) {
+        eprintln!(
+            "rune: every case failed (first error: {}); nothing was measured",
+            report.cases[0].error.as_deref().unwrap_or("?")
+        );
+        return Ok(exit::FAILURE);
+    }
     Ok(if report.passed { exit::SUCCESS } else { exit::CHECK_FAILED })
 }
 

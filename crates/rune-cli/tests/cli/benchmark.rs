@@ -241,6 +241,13 @@ fn run_benchmark_locally_with_exit_codes() {
     assert!(md.stdout().contains("| CASE |"));
     let jobs = home.run(&["jobs", "list", "--output", "json"]).expect_code(0).json();
     assert!(jobs["jobs"].as_array().is_some_and(|j| j.len() >= 3), "local runs are stored as jobs: {jobs}");
+    // A backend that fails every request: the report shows each error and the exit code is 1.
+    let broken = sim(&home, &["--fail-rate", "1.0"]);
+    let broken_url = format!("http://{}", broken.addr);
+    let run =
+        home.run(&["run-benchmark", "--backend-url", &broken_url, "--model", "sim-llama", "--suite", "sre-basics"]);
+    let run = run.expect_code(1);
+    assert!(run.stderr().contains("every case failed"), "{}", run.stderr());
     let missing_model =
         home.run(&["run-benchmark", "--backend-url", &url, "--model", "no-such-model", "--suite", "sre-basics"]);
     let missing_model = missing_model.expect_code(1);
