@@ -284,7 +284,13 @@ fn real_openai_compatible_server_when_available() {
         .json();
     let group = &out["summary"]["groups"][0];
     assert_eq!(group["error_rate"], 0.0, "{out}");
-    assert!(out["cases"][0]["completion_tokens"].as_u64().is_some_and(|t| t > 0));
+    // Servers that do not report usage in streams (llama-cpp-python) leave tokens null;
+    // the answers and the timings are always there.
+    for c in out["cases"].as_array().expect("cases") {
+        assert!(c["answer"].as_str().is_some_and(|a| !a.trim().is_empty()), "{c}");
+        assert!(c["ttft_ms"].as_f64().is_some_and(|t| t > 0.0), "{c}");
+        assert!(c["score"].is_number(), "{c}");
+    }
 }
 
 /// A `suite` job compares agents × models in one report: a leaderboard row per working
