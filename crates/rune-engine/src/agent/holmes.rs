@@ -16,7 +16,7 @@ use tokio::process::Command;
 
 use super::process::{clamp_subprocess_timeout, describe_exit, resolve_program, run_to_completion, strip_ansi};
 use super::{Agent, AgentAnswer, AgentConfig, AgentContext, AgentError, AgentEvent, AgentQuestion};
-use crate::backend::{normalize_base_url, ollama_model_name, BackendKind, Usage};
+use crate::backend::{ollama_model_name, BackendKind, Usage};
 
 const INSTALL_HINT: &str = "install HolmesGPT (pipx install holmesgpt) or set RUNE_HOLMES_BIN";
 
@@ -147,13 +147,7 @@ impl Agent for HolmesAgent {
 
     async fn ask(&self, q: &AgentQuestion, ctx: &AgentContext) -> Result<AgentAnswer, AgentError> {
         let agent = "holmes";
-        let raw_url =
-            q.backend_url.as_deref().filter(|u| !u.trim().is_empty()).ok_or_else(|| AgentError::MissingInput {
-                agent: agent.into(),
-                field: "a backend URL".into(),
-                hint: "pass --backend-url; HolmesGPT reaches the model through it".into(),
-            })?;
-        let url = normalize_base_url(q.backend_type, raw_url).map_err(|e| AgentError::backend(agent, e))?;
+        let url = q.required_backend_url(agent, "pass --backend-url; HolmesGPT reaches the model through it")?;
         let io = |context: &str, source| AgentError::Io { agent: agent.into(), context: context.into(), source };
         let dir = tempfile::Builder::new()
             .prefix("rune-holmes-")

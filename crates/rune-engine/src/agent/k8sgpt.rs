@@ -17,7 +17,7 @@ use tokio::process::Command;
 use super::process::{clamp_subprocess_timeout, describe_exit, resolve_program, run_to_completion, strip_ansi};
 use super::protocol::excerpt_line;
 use super::{Agent, AgentAnswer, AgentConfig, AgentContext, AgentError, AgentEvent, AgentQuestion};
-use crate::backend::{normalize_base_url, ollama_model_name, BackendKind, Usage};
+use crate::backend::{ollama_model_name, BackendKind, Usage};
 
 const INSTALL_HINT: &str =
     "install k8sgpt (a release from github.com/k8sgpt-ai/k8sgpt, or `brew install k8sgpt`) or set RUNE_K8SGPT_BIN";
@@ -156,13 +156,7 @@ impl Agent for K8sGptAgent {
 
     async fn ask(&self, q: &AgentQuestion, ctx: &AgentContext) -> Result<AgentAnswer, AgentError> {
         let agent = "k8sgpt";
-        let raw_url =
-            q.backend_url.as_deref().filter(|u| !u.trim().is_empty()).ok_or_else(|| AgentError::MissingInput {
-                agent: agent.into(),
-                field: "a backend URL".into(),
-                hint: "pass --backend-url; k8sgpt explains its findings through it".into(),
-            })?;
-        let url = normalize_base_url(q.backend_type, raw_url).map_err(|e| AgentError::backend(agent, e))?;
+        let url = q.required_backend_url(agent, "pass --backend-url; k8sgpt explains its findings through it")?;
         if !q.context.is_empty() {
             ctx.emit(AgentEvent::Warning {
                 message: format!(

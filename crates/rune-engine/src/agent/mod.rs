@@ -71,6 +71,15 @@ pub struct AgentQuestion {
 }
 
 impl AgentQuestion {
+    /// The backend URL, validated and normalised, for agents that cannot work without
+    /// one; `hint` tells the user why `agent` needs it.
+    pub(crate) fn required_backend_url(&self, agent: &str, hint: &str) -> Result<String, AgentError> {
+        let raw = self.backend_url.as_deref().filter(|u| !u.trim().is_empty()).ok_or_else(|| {
+            AgentError::MissingInput { agent: agent.into(), field: "a backend URL".into(), hint: hint.into() }
+        })?;
+        crate::backend::normalize_base_url(self.backend_type, raw).map_err(|e| AgentError::backend(agent, e))
+    }
+
     /// The `params` object of the driver protocol's `ask` action. Carries `kubeconfig_path`
     /// too, the name the original RUNE drivers read, so they keep working unchanged.
     pub fn to_params(&self) -> Value {
