@@ -151,7 +151,7 @@ async fn wait_until(deadline: Instant, shutdown: &CancellationToken) -> bool {
     tokio::select! {
         biased;
         _ = shutdown.cancelled() => false,
-        _ = tokio::time::sleep_until(deadline) => true,
+        _ = crate::precise::sleep_until(deadline) => true,
     }
 }
 

@@ -23,7 +23,8 @@
 //! - [`error`]: [`SimError`], the one error type.
 //! - [`router`] and [`serve`]: the HTTP surface (`server`, private).
 //! - Private: `openai` and `ollama` (handlers), `generate` (deadlines, streaming, faults),
-//!   `wire` (hand-written JSON chunks), `tokens`, `faults` (the seeded draw), `clock`.
+//!   `wire` (hand-written JSON chunks), `tokens`, `faults` (the seeded draw), `clock`,
+//!   `precise` (sub-millisecond deadlines on a dedicated timer thread).
 //!
 //! Endpoints: `GET /v1/models`, `POST /v1/chat/completions`, `POST /v1/completions`;
 //! `GET /api/tags`, `GET /api/ps`, `POST /api/show`, `POST /api/chat`,
@@ -72,6 +73,7 @@ mod faults;
 mod generate;
 mod ollama;
 mod openai;
+mod precise;
 mod server;
 mod tokens;
 mod wire;
