@@ -70,10 +70,15 @@ impl ApiError {
             ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::EstopActive(_) => (StatusCode::CONFLICT, "estop_active"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::Store(e) if e.is_storage_full() => (StatusCode::INSUFFICIENT_STORAGE, "storage_full"),
+            ApiError::Store(e) if e.is_transient() => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Store(_) | ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
 }
+
+/// Seconds a client should wait before retrying a 503 caused by the database.
+const DATABASE_RETRY_AFTER_S: u64 = 2;
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -87,14 +92,30 @@ impl IntoResponse for ApiError {
         };
         // Internal details stay in the log; the client gets a stable message.
         let message = match &self {
+            ApiError::Store(e) if e.is_storage_full() => "the job database has no space left, so nothing was stored; \
+                free disk space or grow the volume that holds it, then retry"
+                .to_owned(),
+            ApiError::Store(e) if e.is_transient() => {
+                "the job database is unavailable right now, so nothing was stored; retry shortly".to_owned()
+            }
             ApiError::Store(_) | ApiError::Internal(_) => "internal error; see the server log".to_owned(),
             other => other.to_string(),
         };
         let mut response = (status, Json(ErrorBody { error: message, code: code.into(), fields })).into_response();
-        if let ApiError::RateLimited { retry_after_s } = self {
-            if let Ok(v) = HeaderValue::from_str(&retry_after_s.max(1).to_string()) {
-                response.headers_mut().insert(axum::http::header::RETRY_AFTER, v);
+        let retry_after = match &self {
+            ApiError::RateLimited { retry_after_s } => Some((*retry_after_s).max(1)),
+            ApiError::Store(e) if status == StatusCode::SERVICE_UNAVAILABLE && e.is_transient() => {
+                Some(DATABASE_RETRY_AFTER_S)
             }
+            _ => None,
+        };
+        if let Some(v) = retry_after.and_then(|s| HeaderValue::from_str(&s.to_string()).ok()) {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, v);
+        }
+        // The rest of an over-limit body is never read, so the connection cannot carry
+        // another request; saying so stops clients from reusing it and failing.
+        if matches!(self, ApiError::TooLarge) {
+            response.headers_mut().insert(axum::http::header::CONNECTION, HeaderValue::from_static("close"));
         }
         response
     }

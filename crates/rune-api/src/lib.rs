@@ -78,6 +78,20 @@ pub async fn serve(
     runner: Arc<dyn JobRunner>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    serve_with(listener, config, store, runner, None, shutdown).await
+}
+
+/// [`serve`], also answering the routes of `extra` (the web UI that `rune serve` embeds
+/// at `/`). `extra` must not define a fallback nor any of the API's paths; it gets none
+/// of the API's middleware (authentication, rate limits), so it must guard itself.
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    config: ServerConfig,
+    store: Arc<dyn rune_store::Store>,
+    runner: Arc<dyn JobRunner>,
+    extra: Option<axum::Router>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
     let config = Arc::new(config);
     let metrics = Arc::new(metrics::Metrics::new());
     let engine = Arc::new(engine::JobEngine::new(store.clone(), runner, config.clone(), metrics.clone()));
@@ -107,7 +121,10 @@ pub async fn serve(
     if !config.auth.enabled() {
         tracing::warn!(address = %config.listen, "authentication is disabled: every request acts as tenant `default` (set RUNE_API_TOKENS to require tokens)");
     }
-    let app = routes::router(state);
+    let app = match extra {
+        Some(extra) => routes::router(state).merge(extra),
+        None => routes::router(state),
+    };
     tracing::info!(address = %config.listen, database = ?store.engine(), workers = config.max_concurrent_jobs, auth = config.auth.enabled(), "RUNE API listening");
     let stop_http = stop.clone();
     let served = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())

@@ -47,7 +47,14 @@ pub struct Metrics {
     workers_busy: Gauge,
     workers_total: Gauge,
     estop_active: Gauge,
+    /// Job counts by kind and status, recomputed at most every [`COUNTS_TTL`]: counting
+    /// a large job table on every scrape (and every System page view) would make both
+    /// cost as much as a table scan.
+    counts: tokio::sync::Mutex<Option<(std::time::Instant, rune_store::JobCounts)>>,
 }
+
+/// How stale the job-count gauges may be; well under a Prometheus scrape interval.
+pub const COUNTS_TTL: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl Default for Metrics {
     fn default() -> Self {
@@ -94,7 +101,22 @@ impl Metrics {
             workers_busy,
             workers_total,
             estop_active,
+            counts: tokio::sync::Mutex::new(None),
         }
+    }
+
+    /// Job counts for the gauges, from the store at most every [`COUNTS_TTL`]. Concurrent
+    /// scrapes wait for one count rather than each scanning the table.
+    pub async fn job_counts(&self, store: &dyn rune_store::Store) -> rune_store::Result<rune_store::JobCounts> {
+        let mut cached = self.counts.lock().await;
+        if let Some((at, counts)) = cached.as_ref() {
+            if at.elapsed() < COUNTS_TTL {
+                return Ok(counts.clone());
+            }
+        }
+        let counts = store.count_jobs(None).await?;
+        *cached = Some((std::time::Instant::now(), counts.clone()));
+        Ok(counts)
     }
 
     /// Counts one answered request (`route` is the matched pattern, not the raw path, so

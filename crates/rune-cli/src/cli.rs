@@ -31,10 +31,18 @@ impl Cli {
         use clap::{CommandFactory, FromArgMatches};
         let version =
             format!("{} (schema version {})", env!("CARGO_PKG_VERSION"), rune_store::migrations::latest_version());
-        let matches = Self::command().version(version).get_matches();
+        // `--version` also says which commit and when (build.rs; SOURCE_DATE_EPOCH-aware).
+        let long_version = format!("{version}\n{}", build_info());
+        let matches = Self::command().version(version).long_version(long_version).get_matches();
         let cli = Self::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
         (cli, matches)
     }
+}
+
+/// The git commit and build date stamped by build.rs, as the lines `--version` prints.
+pub fn build_info() -> String {
+    let epoch: u64 = env!("RUNE_BUILD_EPOCH").parse().unwrap_or(0);
+    format!("commit: {}\nbuilt: {}", env!("RUNE_GIT_COMMIT"), rune_package::rfc3339(epoch))
 }
 
 /// Flags every command accepts.
@@ -94,6 +102,9 @@ pub enum BackendKind {
 pub enum Command {
     /// Run the API server (with the job workers and the scheduler) on the job database.
     Serve(ServeArgs),
+    /// Serve the web UI alone, talking to a RUNE API at --api-base-url (`rune serve`
+    /// already embeds it at `/`).
+    Ui(UiArgs),
     /// Benchmark an agent and model on a suite (or one question): score, latency, tokens,
     /// cost. Exit 0 pass, 1 error, 3 below --threshold.
     RunBenchmark(RunBenchmarkArgs),
@@ -113,6 +124,13 @@ pub enum Command {
     /// Run a SIMULATED OpenAI- and Ollama-compatible LLM server (exact TTFT/ITL,
     /// scripted answers, injected faults) for tests, calibration and demos.
     SimLlm(rune_sim::SimArgs),
+    /// Inference load test (job kind `llm-load`): TTFT, ITL, TPOT, E2E, throughput and
+    /// goodput at a fixed concurrency, a target rate or a sweep; `import` converts
+    /// GuideLLM/vLLM results. Exit 0 done, 1 nothing succeeded, 2 bad input.
+    BenchLlm(crate::commands::bench_llm::BenchLlmArgs),
+    /// Compare two llm-load results (job ids or JSON files) metric by metric. Exit 0 no
+    /// regression, 3 a metric regressed beyond its tolerance.
+    Compare(crate::commands::bench_llm::CompareArgs),
     /// Inspect, migrate, roll back, back up, verify and restore the job database.
     #[command(subcommand)]
     Db(DbCommand),
@@ -123,8 +141,14 @@ pub enum Command {
     /// Manage cron schedules of the API server (needs --backend http).
     #[command(subcommand)]
     Schedules(SchedulesCommand),
-    /// Engage, release or inspect the emergency stop (needs --backend http).
+    /// Engage, release or inspect the emergency stop: through the API (--backend http) or,
+    /// with --kubernetes, the operator's `rune-estop` ConfigMap.
     Estop(EstopArgs),
+    /// Check a RUNE installation after a deploy, upgrade or rollback: pods, restarts,
+    /// rollouts, /healthz and /readyz, schema version, job history against a backup
+    /// manifest, schedules resumed, operator ready and leading. Exit 0 all passed, 1 a
+    /// check failed, 2 the cluster or API could not be reached (or bad input).
+    HealthCheck(HealthCheckArgs),
     /// Write a commented ./rune.yaml template (refuses to overwrite one without --force).
     Init {
         /// Overwrite an existing ./rune.yaml.
@@ -138,6 +162,18 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t)]
         output: OutputFormat,
     },
+    /// Build OCI images of `rune` (multi-arch, non-root, reproducible) without a
+    /// container daemon.
+    #[command(subcommand)]
+    Image(ImageCommand),
+    /// Build, sign and verify the reproducible air-gapped bundle (images, charts, CRDs,
+    /// scripts, SBOM). Exit 3 when verification fails.
+    #[command(subcommand)]
+    Airgap(AirgapCommand),
+    /// The Kubernetes operator for RuneBenchmark (bench.rune.ai/v1alpha1): `run` it, or
+    /// print its CRD and RBAC generated from its code.
+    #[command(subcommand)]
+    Operator(crate::commands::operator::OperatorCommand),
 }
 
 /// Where the model is served.
@@ -277,6 +313,26 @@ pub struct ServeArgs {
     /// front of RUNE authenticates).
     #[arg(long, env = "RUNE_ALLOW_UNAUTHENTICATED")]
     pub allow_unauthenticated: bool,
+    /// Do not serve the web UI at `/` (API only).
+    #[arg(long, env = "RUNE_NO_UI")]
+    pub no_ui: bool,
+    /// Mark the UI's session cookie `Secure` (the server is reached over HTTPS).
+    #[arg(long, env = "RUNE_UI_SECURE_COOKIES")]
+    pub secure_cookies: bool,
+}
+
+/// `rune ui`: the web UI as its own server (the `rune-ui` chart).
+#[derive(Debug, Args)]
+pub struct UiArgs {
+    /// Address to listen on (use 0.0.0.0 in containers).
+    #[arg(long, env = "RUNE_UI_HOST", default_value = "127.0.0.1")]
+    pub host: std::net::IpAddr,
+    /// Port to listen on.
+    #[arg(long, env = "RUNE_UI_PORT", default_value_t = 8081)]
+    pub port: u16,
+    /// Mark the session cookie `Secure` (browsers reach the UI over HTTPS).
+    #[arg(long, env = "RUNE_UI_SECURE_COOKIES")]
+    pub secure_cookies: bool,
 }
 
 /// `rune db …`.
@@ -541,10 +597,19 @@ fn parse_schedule_id(s: &str) -> Result<String, String> {
 /// `rune estop …`.
 #[derive(Debug, Args)]
 pub struct EstopArgs {
-    /// Act on the Kubernetes ConfigMap the RUNE operator watches, instead of the API
-    /// server (not available in this build).
+    /// Act on the Kubernetes ConfigMap the RUNE operator watches (kubeconfig or
+    /// in-cluster), instead of the API server.
     #[arg(long, global = true)]
     pub kubernetes: bool,
+    /// Namespace of the E-Stop ConfigMap (the operator's namespace).
+    #[arg(long, global = true, requires = "kubernetes", default_value = "rune-system")]
+    pub namespace: String,
+    /// Name of the E-Stop ConfigMap (the operator chart's `estop.configMapName`).
+    #[arg(long, global = true, requires = "kubernetes", default_value = "rune-estop")]
+    pub configmap: String,
+    /// Kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or in-cluster).
+    #[arg(long, global = true, requires = "kubernetes")]
+    pub kubeconfig: Option<PathBuf>,
     #[command(subcommand)]
     pub command: EstopCommand,
 }
@@ -573,6 +638,156 @@ pub enum EstopCommand {
         #[arg(long, value_enum, default_value_t)]
         output: OutputFormat,
     },
+}
+
+/// `rune image …`.
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// Write an OCI image layout (directory, or an oci-archive tar when --output ends in
+    /// .tar) holding the static `rune` binary per platform, run as user 65532.
+    Build(ImageBuildArgs),
+}
+
+/// What goes into an image (shared by `image build` and `airgap bundle`).
+#[derive(Debug, Clone, Args)]
+pub struct ImageSourceArgs {
+    /// Platforms of the multi-arch index (default: those given with --binary).
+    #[arg(long, value_name = "LIST")]
+    pub platform: Option<String>,
+    /// Static binary for a platform, as PLATFORM=PATH (repeat per platform), e.g.
+    /// linux/amd64=target/static/x86_64-unknown-linux-musl/release/rune.
+    #[arg(long = "binary", value_name = "PLATFORM=PATH", required = true)]
+    pub binaries: Vec<String>,
+    /// Image repository (kept as the path when loading into a registry).
+    #[arg(long, default_value = "ghcr.io/rune-bench/rune")]
+    pub repository: String,
+    /// Git commit for the org.opencontainers.image.revision label (default: this build's).
+    #[arg(long)]
+    pub revision: Option<String>,
+    /// Unix seconds used for every timestamp (default: this build's date).
+    #[arg(long, env = "SOURCE_DATE_EPOCH")]
+    pub source_date_epoch: Option<u64>,
+}
+
+/// `rune image build`.
+#[derive(Debug, Args)]
+pub struct ImageBuildArgs {
+    /// Output: a directory (OCI layout) or FILE.tar (oci-archive).
+    #[arg(long)]
+    pub output: PathBuf,
+    /// Image tag (default: this binary's version).
+    #[arg(long)]
+    pub tag: Option<String>,
+    #[command(flatten)]
+    pub source: ImageSourceArgs,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `rune airgap …`.
+#[derive(Debug, Subcommand)]
+pub enum AirgapCommand {
+    /// Write rune-bundle-VERSION.tar.gz: byte-for-byte reproducible from the same inputs.
+    Bundle(Box<AirgapBundleArgs>),
+    /// Create an ed25519 key pair for signing bundles (PREFIX.key mode 0600, PREFIX.pub).
+    Keygen {
+        /// Path prefix of the two files.
+        #[arg(long, default_value = "rune-bundle")]
+        output: PathBuf,
+    },
+    /// Check a bundle: checksums of every file, nothing unlisted, and the signature when
+    /// --public-key is given (then required). Exit 0 valid, 3 verification failed.
+    Verify {
+        /// The bundle (.tar.gz).
+        #[arg(long)]
+        bundle: PathBuf,
+        /// Public key (PEM) from `rune airgap keygen`.
+        #[arg(long)]
+        public_key: Option<PathBuf>,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `rune airgap bundle`.
+#[derive(Debug, Args)]
+pub struct AirgapBundleArgs {
+    /// Release version: the image tag and the bundle's name (default: this binary's).
+    #[arg(long)]
+    pub version: Option<String>,
+    /// Output file (default: rune-bundle-VERSION.tar.gz).
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub source: ImageSourceArgs,
+    /// Directory of Helm charts (each subdirectory with a Chart.yaml is packaged).
+    #[arg(long, default_value = "deploy/helm")]
+    pub charts_dir: PathBuf,
+    /// Directory of CRD YAML files (default: deploy/helm/rune-operator/crds, if present).
+    #[arg(long)]
+    pub crds_dir: Option<PathBuf>,
+    /// Directory of the airgap scripts.
+    #[arg(long, default_value = "deploy/airgap")]
+    pub scripts_dir: PathBuf,
+    /// Cargo.lock the SBOM is made from.
+    #[arg(long, default_value = "Cargo.lock")]
+    pub cargo_lock: PathBuf,
+    /// Sign SHA256SUMS with this ed25519 private key (from `rune airgap keygen`).
+    #[arg(long)]
+    pub sign_key: Option<PathBuf>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `rune health-check` (raw flags; see `commands::health`).
+#[derive(Debug, Args)]
+pub struct HealthCheckArgs {
+    /// Namespace of the `rune` release (API pods): turns on the Kubernetes checks.
+    #[arg(long)]
+    pub namespace: Option<String>,
+    /// Namespace of the operator (default rune-system when --namespace is given; a
+    /// missing operator then is a SKIP, while a named namespace without it is a FAIL).
+    #[arg(long)]
+    pub operator_namespace: Option<String>,
+    /// Kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or in-cluster).
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    /// Name of the API Service, for /healthz and /readyz through the Kubernetes service
+    /// proxy when --api-base-url is not given.
+    #[arg(long, default_value = "rune-api")]
+    pub api_service: String,
+    /// A backup manifest (PATH.manifest.json from `rune db backup`): every job in it must
+    /// still be present and unchanged (needs --api-base-url).
+    #[arg(long)]
+    pub manifest: Option<PathBuf>,
+    /// Limit for each call to the cluster or the API: 10s, 500ms, 2m or seconds.
+    #[arg(long, default_value = "10s", value_parser = parse_timeout)]
+    pub timeout: std::time::Duration,
+    #[arg(long, value_enum, default_value_t)]
+    pub output: OutputFormat,
+}
+
+/// `10s`, `500ms`, `2m` or plain seconds; from 1 ms to 1 hour.
+pub fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
+    let t = s.trim();
+    let (num, unit) = match t.find(|c: char| !(c.is_ascii_digit() || c == '.')) {
+        Some(i) => t.split_at(i),
+        None => (t, "s"),
+    };
+    let n: f64 = num.parse().map_err(|_| format!("`{s}` is not a duration (expected 10s, 500ms, 2m or seconds)"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        _ => return Err(format!("`{s}`: unknown unit `{unit}` (expected ms, s or m)")),
+    };
+    if !(0.001..=3600.0).contains(&secs) {
+        return Err(format!("`{s}` is out of range (1ms to 60m)"));
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
 }
 
 #[cfg(test)]
@@ -664,6 +879,32 @@ mod tests {
         let err = with(&["--cron", "@hourly", "--request", "{}", "--concurrency-policy", "Sometimes"]).unwrap_err();
         assert!(err.contains("Forbid, Allow or Replace"), "{err}");
         assert!(with(&["--cron", "@hourly", "--request", "{}", "--starting-deadline-seconds", "0"]).is_err());
+    }
+
+    /// Timeouts take ms/s/m or seconds and refuse zero, negatives and unknown units.
+    #[test]
+    fn health_check_timeout() {
+        assert_eq!(parse_timeout("10s"), Ok(std::time::Duration::from_secs(10)));
+        assert_eq!(parse_timeout("500ms"), Ok(std::time::Duration::from_millis(500)));
+        assert_eq!(parse_timeout("2m"), Ok(std::time::Duration::from_secs(120)));
+        assert_eq!(parse_timeout("3"), Ok(std::time::Duration::from_secs(3)));
+        for bad in ["", "0", "-1s", "10h", "ten", "61m", "1.2.3s"] {
+            assert!(parse_timeout(bad).is_err(), "{bad}");
+        }
+        let cli = parse(&["rune", "health-check", "--namespace", "rune", "--output", "json"]).unwrap();
+        let Command::HealthCheck(a) = cli.command else { panic!("not health-check") };
+        assert_eq!(a.namespace.as_deref(), Some("rune"));
+        assert!(parse(&["rune", "health-check", "--output", "yaml"]).is_err());
+    }
+
+    /// E-Stop ConfigMap flags only make sense with --kubernetes.
+    #[test]
+    fn estop_configmap_flags_need_kubernetes() {
+        assert!(parse(&["rune", "estop", "status", "--namespace", "x"]).is_err());
+        let cli =
+            parse(&["rune", "estop", "trigger", "--kubernetes", "--namespace", "ops", "--configmap", "stop"]).unwrap();
+        let Command::Estop(a) = cli.command else { panic!("not estop") };
+        assert_eq!((a.namespace.as_str(), a.configmap.as_str()), ("ops", "stop"));
     }
 
     /// --kubernetes is accepted before or after the estop subcommand.

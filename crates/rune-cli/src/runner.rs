@@ -76,6 +76,7 @@ pub async fn run_request(
         JobRequest::AgenticAgent(r) => workflow::run_agentic(&r, env, sink, cancel).await,
         JobRequest::LlmInstance(r) => workflow::run_llm_instance(&r, env, sink).await,
         JobRequest::Suite(r) => workflow::run_suite(&r, env, sink, cancel).await,
+        JobRequest::LlmLoad(r) => return run_llm_load(&r, env, sink, cancel).await,
         JobRequest::CostEstimate(r) => rune_core::cost::estimate(&r)
             .map_err(|e| workflow::WorkflowError::Unsupported(e.to_string()))
             .and_then(|e| serde_json::to_value(e).map_err(|e| workflow::WorkflowError::Unsupported(e.to_string()))),
@@ -83,12 +84,62 @@ pub async fn run_request(
     out.map_err(|e| JobFailure(e.to_string()))
 }
 
+/// Runs an `llm-load` job with `rune-loadgen`, posting progress every few seconds. A
+/// server only reads prompt files under `RUNE_SUITE_DIR` (the CLI reads any path).
+async fn run_llm_load(
+    req: &rune_core::contracts::RunLlmLoadRequest,
+    env: &EngineEnv,
+    sink: &dyn RunSink,
+    cancel: &tokio_util::sync::CancellationToken,
+) -> Result<serde_json::Value, JobFailure> {
+    if let Some(path) = &req.prompts_file {
+        let allowed = env.allow_any_suite_path
+            || env.suite_dir.as_ref().is_some_and(|dir| {
+                std::fs::canonicalize(path)
+                    .ok()
+                    .zip(std::fs::canonicalize(dir).ok())
+                    .is_some_and(|(p, d)| p.starts_with(d))
+            });
+        if !allowed {
+            return Err(JobFailure(format!(
+                "prompts_file `{path}` is outside RUNE_SUITE_DIR; the server only reads prompt files there"
+            )));
+        }
+    }
+    let progress = std::sync::Arc::new(rune_loadgen::Progress::default());
+    let run = rune_loadgen::run(req, &progress, cancel);
+    tokio::pin!(run);
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
+    let outcome = loop {
+        tokio::select! {
+            out = &mut run => break out,
+            _ = tick.tick() => {
+                use std::sync::atomic::Ordering::Relaxed;
+                let message = format!(
+                    "step {}: {} requests done, {} failed",
+                    progress.step.load(Relaxed),
+                    progress.done.load(Relaxed),
+                    progress.failed.load(Relaxed)
+                );
+                sink.progress(&message).await;
+            }
+        }
+    };
+    let result = outcome.map_err(|e| JobFailure(e.to_string()))?;
+    serde_json::to_value(result).map_err(|e| JobFailure(format!("cannot serialise the load result: {e}")))
+}
+
 #[async_trait]
 impl JobRunner for EngineRunner {
     fn supports(&self, kind: JobKind) -> bool {
         matches!(
             kind,
-            JobKind::Benchmark | JobKind::AgenticAgent | JobKind::LlmInstance | JobKind::CostEstimate | JobKind::Suite
+            JobKind::Benchmark
+                | JobKind::AgenticAgent
+                | JobKind::LlmInstance
+                | JobKind::CostEstimate
+                | JobKind::Suite
+                | JobKind::LlmLoad
         )
     }
 

@@ -23,9 +23,10 @@ pub mod sse;
 use futures_util::Stream;
 use reqwest::{Method, StatusCode};
 use rune_core::api::{
-    CancelResponse, ErrorBody, EstopRequest, EstopStatus, EventList, JobList, JobView, Readiness, ScheduleList,
-    ScheduleRequest, ScheduleView, SubmitResponse,
+    ArtifactList, CancelResponse, ErrorBody, EstopRequest, EstopStatus, EventList, Health, JobList, JobView, Readiness,
+    ScheduleList, ScheduleRequest, ScheduleView, SubmitResponse,
 };
+use rune_core::cost::CostEstimate;
 use rune_core::validate::FieldError;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -162,6 +163,17 @@ pub struct ListJobs {
     pub limit: Option<u32>,
     /// Cursor from the previous page.
     pub cursor: Option<String>,
+}
+
+/// `GET /v1/llm/models`: the models a backend has, and those loaded now.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+pub struct ModelCatalog {
+    /// Every model the server offers.
+    #[serde(default)]
+    pub models: Vec<String>,
+    /// Models loaded in memory (Ollama only; empty for OpenAI-compatible servers).
+    #[serde(default)]
+    pub running_models: Vec<String>,
 }
 
 impl RuneClient {
@@ -401,6 +413,77 @@ impl RuneClient {
     /// `GET /readyz` (503 is returned as an error carrying the body's message).
     pub async fn ready(&self) -> Result<Readiness, ClientError> {
         self.call(self.request(&self.http, Method::GET, "/readyz"), "/readyz").await
+    }
+
+    /// `POST /v1/estimates`, decoded into the shared [`CostEstimate`] (what the spend
+    /// gate reads).
+    pub async fn cost_estimate(&self, body: &Value) -> Result<CostEstimate, ClientError> {
+        self.call(self.request(&self.http, Method::POST, "/v1/estimates").json(body), "/v1/estimates").await
+    }
+
+    /// `GET /v1/jobs?schedule_id=`: the runs one schedule fired, newest first.
+    pub async fn schedule_jobs(&self, schedule_id: &str, limit: u32) -> Result<JobList, ClientError> {
+        let path = "/v1/jobs";
+        let query = [("schedule_id", schedule_id.to_owned()), ("limit", limit.to_string())];
+        self.call(self.request(&self.http, Method::GET, path).query(&query), path).await
+    }
+
+    /// `GET /v1/runs/{id}/artifacts`.
+    pub async fn artifacts(&self, run_id: &str) -> Result<ArtifactList, ClientError> {
+        let path = format!("/v1/runs/{run_id}/artifacts");
+        self.call(self.request(&self.http, Method::GET, &path), &path).await
+    }
+
+    /// Downloads one artifact of `run_id`: `(content type, bytes)`. Only the API's own
+    /// artifact route is reachable this way (both identifiers are encoded as segments).
+    pub async fn artifact(&self, run_id: &str, artifact_id: &str) -> Result<(String, Vec<u8>), ClientError> {
+        let path = format!("/v1/runs/{run_id}/artifacts/{artifact_id}");
+        let url = format!("{}{path}", self.base);
+        let response = self
+            .request(&self.http, Method::GET, &path)
+            .send()
+            .await
+            .map_err(|e| ClientError::Transport { url: url.clone(), reason: describe(&e) })?;
+        let status = response.status();
+        let content_type = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("application/octet-stream")
+            .to_owned();
+        let bytes = response.bytes().await.map_err(|e| ClientError::Transport { url, reason: describe(&e) })?;
+        if !status.is_success() {
+            return Err(api_error(status, &bytes));
+        }
+        Ok((content_type, bytes.to_vec()))
+    }
+
+    /// `GET /v1/llm/models?backend_url=&backend_type=`: what a model server offers.
+    pub async fn llm_models(&self, backend_url: &str, backend_type: &str) -> Result<ModelCatalog, ClientError> {
+        let path = "/v1/llm/models";
+        let query = [("backend_url", backend_url), ("backend_type", backend_type)];
+        self.call(self.request(&self.http, Method::GET, path).query(&query), path).await
+    }
+
+    /// `GET /healthz`.
+    pub async fn health(&self) -> Result<Health, ClientError> {
+        self.call(self.request(&self.http, Method::GET, "/healthz"), "/healthz").await
+    }
+
+    /// `GET /metrics` as Prometheus text (worker pool and queue figures for dashboards).
+    pub async fn metrics_text(&self) -> Result<String, ClientError> {
+        let url = format!("{}/metrics", self.base);
+        let response = self
+            .request(&self.http, Method::GET, "/metrics")
+            .send()
+            .await
+            .map_err(|e| ClientError::Transport { url: url.clone(), reason: describe(&e) })?;
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(|e| ClientError::Transport { url, reason: describe(&e) })?;
+        if !status.is_success() {
+            return Err(api_error(status, &bytes));
+        }
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
     }
 
     /// Any JSON GET, for routes without a typed method yet.

@@ -836,7 +836,7 @@ fn read_value(field: &str, spec: &Key, v: &Yaml, p: &mut Problems) -> Option<Str
 }
 
 /// `scheme://user:password@host…`: a URL carrying a password.
-fn url_has_password(url: &str) -> bool {
+pub(crate) fn url_has_password(url: &str) -> bool {
     let Some((_, rest)) = url.split_once("://") else { return false };
     let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
     authority.rsplit_once('@').is_some_and(|(userinfo, _)| userinfo.contains(':'))

@@ -186,6 +186,85 @@ pub struct RunSuiteRequest {
 /// Most agents or models in one suite job (the matrix runs them all).
 pub const MAX_MATRIX_AXIS: usize = 10;
 
+/// Highest `concurrency` (and `max_concurrency`) of an `llm-load` job: beyond it a
+/// single client host runs out of ports and file descriptors long before the server.
+pub const MAX_LOAD_CONCURRENCY: u64 = 100_000;
+/// Most steps of an `llm-load` sweep (`rate` or `concurrency` list).
+pub const MAX_SWEEP_STEPS: usize = 64;
+/// Highest target request rate of an `llm-load` job, requests per second.
+pub const MAX_LOAD_RATE: f64 = 1_000_000.0;
+/// Arrival processes of an open-loop `llm-load` job.
+pub const ARRIVALS: [&str; 2] = ["constant", "poisson"];
+/// Generation endpoints an `llm-load` job can drive.
+pub const LOAD_ENDPOINTS: [&str; 2] = ["chat", "completions"];
+
+/// Per-request service-level objectives of an `llm-load` job: a request is "good" when it
+/// succeeded and meets every objective given (DistServe goodput).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct LoadSlo {
+    /// Highest acceptable time to first token, ms.
+    pub ttft_ms: Option<f64>,
+    /// Highest acceptable mean inter-token latency of the request (its TPOT), ms.
+    pub itl_ms: Option<f64>,
+    /// Highest acceptable end-to-end latency, ms.
+    pub e2e_ms: Option<f64>,
+}
+
+/// `llm-load`: an inference load test (`rune bench-llm`). Exactly one of `concurrency`
+/// (closed loop), `rate` (open loop) or `auto_sweep` picks the load shape; exactly one of
+/// `requests` or `duration_s` bounds each step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct RunLlmLoadRequest {
+    /// Server base URL (`http://host:port`, without `/v1`).
+    pub backend_url: String,
+    /// Backend protocol: `openai` (SSE) or `ollama` (NDJSON).
+    pub backend_type: String,
+    /// Model name as the server knows it.
+    pub model: String,
+    /// OpenAI endpoint: `chat` (`/v1/chat/completions`) or `completions`.
+    pub endpoint: String,
+    /// Closed-loop concurrencies, one step each (a sweep when several).
+    pub concurrency: Vec<u64>,
+    /// Open-loop target rates in requests/s, one step each (a sweep when several).
+    pub rate: Vec<f64>,
+    /// Double the concurrency from 1 until throughput stops growing or an SLO breaks.
+    pub auto_sweep: bool,
+    /// Arrival process of open-loop steps: `constant` or `poisson`.
+    pub arrivals: String,
+    /// In-flight cap of open-loop steps (and the top of an automatic sweep).
+    pub max_concurrency: u64,
+    /// Requests per step (warm-up and cool-down included).
+    pub requests: Option<u64>,
+    /// Length of each step in seconds.
+    pub duration_s: Option<f64>,
+    /// Requests at the start of each step left out of the results.
+    pub warmup: u64,
+    /// Requests at the end of a `requests`-bounded step left out of the results.
+    pub cooldown: u64,
+    /// Seconds at the end of a `duration_s`-bounded step whose requests are left out.
+    pub cooldown_s: f64,
+    /// Prompt length in tokens of synthetic prompts.
+    pub input_tokens: u64,
+    /// Completion tokens asked of every request (`max_tokens`, with `ignore_eos`).
+    pub output_tokens: u64,
+    /// Send `ignore_eos`/`min_tokens` so the output length is exact where supported.
+    pub ignore_eos: bool,
+    /// JSONL prompt file (`{"prompt": ...}` per line, optional `timestamp_ms` to replay).
+    pub prompts_file: Option<String>,
+    /// Replay the prompt file's `timestamp_ms` as the arrival schedule.
+    pub replay: bool,
+    /// Turns per session: each turn resends the history plus a new question.
+    pub turns: u64,
+    /// Seed of prompts and Poisson arrivals.
+    pub seed: u64,
+    /// Per-request timeout, seconds.
+    pub timeout_s: f64,
+    /// Goodput objectives.
+    pub slo: LoadSlo,
+    /// Measure the client's own overhead against an in-process simulated server first.
+    pub calibrate: bool,
+}
+
 /// A validated request of any kind.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
@@ -200,6 +279,8 @@ pub enum JobRequest {
     CostEstimate(CostEstimationRequest),
     /// `suite`.
     Suite(RunSuiteRequest),
+    /// `llm-load`.
+    LlmLoad(RunLlmLoadRequest),
 }
 
 impl JobRequest {
@@ -211,10 +292,7 @@ impl JobRequest {
             JobKind::LlmInstance => parse_llm_instance(body).map(JobRequest::LlmInstance),
             JobKind::CostEstimate => parse_cost(body).map(JobRequest::CostEstimate),
             JobKind::Suite => parse_suite(body).map(JobRequest::Suite),
-            JobKind::LlmLoad => Err(ValidationErrors::single(
-                "$",
-                format!("job kind `{kind}` is not available in this build of RUNE; upgrade to a release that lists it in `rune info`"),
-            )),
+            JobKind::LlmLoad => parse_llm_load(body).map(JobRequest::LlmLoad),
         }
     }
 
@@ -236,6 +314,14 @@ fn check_backend_url(r: &mut FieldReader<'_>, url: &Option<String>, required: bo
         Some(u) if !(u.starts_with("http://") || u.starts_with("https://")) || u.len() <= "http://".len() => {
             r.error("backend_url", "must be an http:// or https:// URL, e.g. http://localhost:11434")
         }
+        // Requests are stored, listed, exported and echoed in events: a password here
+        // would end up in all of them. The value is not repeated in the message.
+        Some(u) if crate::config::url_has_password(u) => r.error(
+            "backend_url",
+            "contains a password (user:password@host); secrets are never accepted in job requests. Remove it and \
+             give the key to the RUNE server in its environment instead (OPENAI_API_KEY, or the variable named by \
+             RUNE_BACKEND_API_KEY_ENV)",
+        ),
         _ => {}
     }
 }
@@ -369,7 +455,14 @@ fn parse_llm_instance(body: &Value) -> Result<RunLlmInstanceRequest, ValidationE
 }
 
 fn string_list(r: &mut FieldReader<'_>, name: &'static str, default: &[&str], max_len: usize) -> Vec<String> {
-    let Some(raw) = r.raw(name) else { return default.iter().map(|s| (*s).to_owned()).collect() };
+    let Some(raw) = r.raw(name) else {
+        if default.is_empty() {
+            // No default means the list is required: an empty matrix would run nothing
+            // and "pass". (Found by the api_json fuzz target.)
+            r.error(name, "is required: list at least one entry, e.g. [\"llama3.1:8b\"]");
+        }
+        return default.iter().map(|s| (*s).to_owned()).collect();
+    };
     let Some(items) = raw.as_array() else {
         r.error(name, "expected a list of strings");
         return Vec::new();
@@ -454,6 +547,151 @@ fn parse_cost(body: &Value) -> Result<CostEstimationRequest, ValidationErrors> {
     }
     r.finish()?;
     Ok(req)
+}
+
+fn number_list(r: &mut FieldReader<'_>, name: &'static str, min: f64, max: f64, integer: bool) -> Vec<f64> {
+    let Some(raw) = r.raw(name) else { return Vec::new() };
+    let items: Vec<&Value> = match raw {
+        Value::Array(items) => items.iter().collect(),
+        Value::Number(_) => vec![raw],
+        _ => {
+            r.error(name, "expected a number or a list of numbers");
+            return Vec::new();
+        }
+    };
+    let mut out = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        match item.as_f64() {
+            Some(x) if x >= min && x <= max && (!integer || x.fract() == 0.0) => out.push(x),
+            _ => r.error(
+                name,
+                format!(
+                    "entry {i} must be {} between {min} and {max}, got {item}",
+                    if integer { "a whole number" } else { "a number" }
+                ),
+            ),
+        }
+    }
+    if out.len() > MAX_SWEEP_STEPS {
+        r.error(name, format!("lists {} steps; the most is {MAX_SWEEP_STEPS}", out.len()));
+    }
+    out
+}
+
+fn parse_slo(r: &mut FieldReader<'_>) -> LoadSlo {
+    let Some(raw) = r.raw("slo") else { return LoadSlo::default() };
+    let mut s = FieldReader::new(raw, "slo");
+    let objective = |s: &mut FieldReader<'_>, name: &'static str| {
+        s.raw(name).is_some().then(|| s.f64_in(name, 1.0, 0.001, 86_400_000.0))
+    };
+    let ttft_ms = objective(&mut s, "ttft_ms");
+    let itl_ms = objective(&mut s, "itl_ms");
+    let e2e_ms = objective(&mut s, "e2e_ms");
+    let slo = LoadSlo { ttft_ms, itl_ms, e2e_ms };
+    r.absorb(s);
+    slo
+}
+
+fn parse_llm_load(body: &Value) -> Result<RunLlmLoadRequest, ValidationErrors> {
+    let mut r = FieldReader::new(body, "");
+    let backend_url = r.opt_string("backend_url", MAX_BACKEND_URL_LEN);
+    check_backend_url(&mut r, &backend_url, true);
+    let backend_type = r.string("backend_type", "openai", MAX_BACKEND_TYPE_LEN, true);
+    if !BACKEND_TYPES.contains(&backend_type.as_str()) {
+        r.error(
+            "backend_type",
+            format!("`{backend_type}` is not supported; expected one of: {}", BACKEND_TYPES.join(", ")),
+        );
+    }
+    let model = r.string("model", "", MAX_MODEL_LEN, true);
+    let endpoint = r.string("endpoint", "chat", 32, true);
+    if !LOAD_ENDPOINTS.contains(&endpoint.as_str()) {
+        r.error("endpoint", format!("`{endpoint}` is not supported; expected one of: {}", LOAD_ENDPOINTS.join(", ")));
+    }
+    let concurrency: Vec<u64> = number_list(&mut r, "concurrency", 1.0, MAX_LOAD_CONCURRENCY as f64, true)
+        .into_iter()
+        .map(|x| x as u64)
+        .collect();
+    let rate = number_list(&mut r, "rate", f64::MIN_POSITIVE, MAX_LOAD_RATE, false);
+    let auto_sweep = r.bool("auto_sweep", false);
+    let arrivals = r.string("arrivals", "constant", 16, true);
+    if !ARRIVALS.contains(&arrivals.as_str()) {
+        r.error("arrivals", format!("`{arrivals}` is not supported; expected one of: {}", ARRIVALS.join(", ")));
+    }
+    let max_concurrency = r.u64_in("max_concurrency", 1024, 1, MAX_LOAD_CONCURRENCY);
+    let requests = r.raw("requests").map(|_| r.u64_in("requests", 1, 1, 100_000_000));
+    let duration_s = r.raw("duration_s").map(|_| r.f64_in("duration_s", 1.0, 0.001, 30.0 * 86_400.0));
+    let warmup = r.u64_in("warmup", 0, 0, 100_000_000);
+    let cooldown = r.u64_in("cooldown", 0, 0, 100_000_000);
+    let cooldown_s = r.f64_in("cooldown_s", 0.0, 0.0, 30.0 * 86_400.0);
+    let input_tokens = r.u64_in("input_tokens", 128, 1, 1_000_000);
+    let output_tokens = r.u64_in("output_tokens", 128, 1, 1_000_000);
+    let ignore_eos = r.bool("ignore_eos", true);
+    let prompts_file = r.opt_string("prompts_file", MAX_KUBECONFIG_LEN).filter(|p| !p.trim().is_empty());
+    let replay = r.bool("replay", false);
+    let turns = r.u64_in("turns", 1, 1, 1_000);
+    let seed = r.u64_in("seed", 42, 0, u64::MAX);
+    let timeout_s = r.f64_in("timeout_s", 300.0, 0.001, 86_400.0);
+    let slo = parse_slo(&mut r);
+    let calibrate = r.bool("calibrate", true);
+    let shapes = usize::from(!concurrency.is_empty()) + usize::from(!rate.is_empty()) + usize::from(auto_sweep);
+    let replay_shape = replay && shapes == 0;
+    if shapes != 1 && !replay_shape {
+        r.error(
+            "concurrency",
+            "give exactly one load shape: `concurrency` (closed loop), `rate` (open loop) or `auto_sweep`",
+        );
+    }
+    if replay && prompts_file.is_none() {
+        r.error("replay", "needs `prompts_file` with a `timestamp_ms` on every line");
+    }
+    if replay && shapes != 0 {
+        r.error("replay", "takes its arrival times from the trace; drop `concurrency`, `rate` and `auto_sweep`");
+    }
+    match (requests, duration_s) {
+        (Some(_), Some(_)) => r.error("requests", "give either `requests` or `duration_s`, not both"),
+        (None, None) if !replay => r.error("requests", "give `requests` (a count) or `duration_s` (seconds)"),
+        _ => {}
+    }
+    if requests.is_some_and(|n| warmup.saturating_add(cooldown) >= n) {
+        r.error("warmup", "warmup + cooldown must leave at least one measured request; raise `requests`");
+    }
+    if duration_s.is_some() && cooldown > 0 {
+        r.error("cooldown", "counts requests; with `duration_s` use `cooldown_s`");
+    }
+    if duration_s.is_some_and(|d| cooldown_s >= d) {
+        r.error("cooldown_s", "must be shorter than `duration_s`");
+    }
+    if backend_type == "ollama" && endpoint != "chat" {
+        r.error("endpoint", "Ollama is driven through /api/chat; use `chat`");
+    }
+    r.finish()?;
+    Ok(RunLlmLoadRequest {
+        backend_url: backend_url.unwrap_or_default(),
+        backend_type,
+        model,
+        endpoint,
+        concurrency,
+        rate,
+        auto_sweep,
+        arrivals,
+        max_concurrency,
+        requests,
+        duration_s,
+        warmup,
+        cooldown,
+        cooldown_s,
+        input_tokens,
+        output_tokens,
+        ignore_eos,
+        prompts_file,
+        replay,
+        turns,
+        seed,
+        timeout_s,
+        slo,
+        calibrate,
+    })
 }
 
 #[cfg(test)]
@@ -545,6 +783,22 @@ mod tests {
         assert!(text.contains("backend_warmup_timeout: -1 is out of range"), "{text}");
     }
 
+    /// A password in a backend URL is refused without being repeated, for every kind
+    /// that takes one; a user name alone is not a secret.
+    #[test]
+    fn backend_url_with_password_is_refused_without_echo() {
+        let secret = "http://admin:hunter2-pass@llm.internal:8000";
+        for kind in [JobKind::Benchmark, JobKind::AgenticAgent, JobKind::LlmInstance] {
+            let errs = JobRequest::parse(kind, &json!({"backend_url": secret, "question": "q", "model": "m"}))
+                .expect_err("refused");
+            let text = errs.to_string();
+            assert!(text.contains("backend_url: contains a password"), "{kind}: {text}");
+            assert!(!text.contains("hunter2"), "{kind} echoes the secret: {text}");
+        }
+        let user_only = json!({"backend_url": "http://admin@llm.internal:8000"});
+        assert!(JobRequest::parse(JobKind::LlmInstance, &user_only).is_ok());
+    }
+
     /// Cost requests accept the original's all-default body and reject bad numbers.
     #[test]
     fn cost_estimate() {
@@ -577,11 +831,83 @@ mod tests {
         );
         assert_eq!(fields(JobKind::Suite, json!({"suite": "s", "models": [], "backend_url": "http://o"})), ["models"]);
         assert_eq!(fields(JobKind::Suite, json!({"suite": "s", "models": "m", "backend_url": "http://o"})), ["models"]);
+        // Missing is not empty-and-fine: a matrix without models would run nothing.
+        assert_eq!(fields(JobKind::Suite, json!({"suite": "s", "backend_url": "http://o"})), ["models"]);
     }
 
-    /// Kinds without a contract in this build are refused, not accepted and failed later.
+    /// An `llm-load` body with only the required fields gets the documented defaults.
     #[test]
-    fn unavailable_kinds_refused() {
-        assert!(JobRequest::parse(JobKind::LlmLoad, &json!({})).unwrap_err().to_string().contains("not available"));
+    fn llm_load_defaults() {
+        let body = json!({"backend_url": "http://127.0.0.1:8000", "model": "m", "concurrency": 4, "requests": 10});
+        let JobRequest::LlmLoad(r) = JobRequest::parse(JobKind::LlmLoad, &body).unwrap() else { panic!("wrong kind") };
+        assert_eq!(r.concurrency, [4]);
+        assert!(r.rate.is_empty());
+        assert_eq!((r.backend_type.as_str(), r.endpoint.as_str(), r.arrivals.as_str()), ("openai", "chat", "constant"));
+        assert_eq!((r.input_tokens, r.output_tokens, r.turns, r.seed), (128, 128, 1, 42));
+        assert_eq!(r.requests, Some(10));
+        assert!(r.ignore_eos && r.calibrate);
+        assert_eq!(r.slo, LoadSlo::default());
+        let sweep = json!({"backend_url": "http://o", "model": "m", "rate": [1, 2.5], "duration_s": 5,
+                           "arrivals": "poisson", "slo": {"ttft_ms": 200, "e2e_ms": 1000}});
+        let JobRequest::LlmLoad(r) = JobRequest::parse(JobKind::LlmLoad, &sweep).unwrap() else { panic!() };
+        assert_eq!(r.rate, [1.0, 2.5]);
+        assert_eq!(r.slo, LoadSlo { ttft_ms: Some(200.0), itl_ms: None, e2e_ms: Some(1000.0) });
+    }
+
+    /// Load shape and bound must each be given exactly once; every problem is named.
+    #[test]
+    fn llm_load_shape_and_bound_errors() {
+        assert_eq!(fields(JobKind::LlmLoad, json!({})), ["backend_url", "model", "concurrency", "requests"]);
+        assert_eq!(
+            fields(
+                JobKind::LlmLoad,
+                json!({"backend_url": "http://o", "model": "m", "concurrency": 2, "rate": 3, "requests": 5, "duration_s": 2})
+            ),
+            ["concurrency", "requests"]
+        );
+        assert_eq!(
+            fields(
+                JobKind::LlmLoad,
+                json!({"backend_url": "http://o", "model": "m", "concurrency": 1, "requests": 4,
+                                            "warmup": 2, "cooldown": 2})
+            ),
+            ["warmup"]
+        );
+        assert_eq!(
+            fields(JobKind::LlmLoad, json!({"backend_url": "http://o", "model": "m", "replay": true})),
+            ["replay"]
+        );
+    }
+
+    /// Bad values in lists, enums and the SLO object are reported with their field path.
+    #[test]
+    fn llm_load_value_errors() {
+        let body = json!({"backend_url": "ftp://o", "model": "m", "backend_type": "grpc", "endpoint": "embed",
+                          "concurrency": [0, 2.5, "x"], "arrivals": "gamma", "requests": 3,
+                          "slo": {"ttft_ms": "fast", "p99": 1}});
+        let f = fields(JobKind::LlmLoad, body);
+        assert_eq!(
+            f,
+            [
+                "backend_url",
+                "backend_type",
+                "endpoint",
+                "concurrency",
+                "concurrency",
+                "concurrency",
+                "arrivals",
+                "slo.ttft_ms",
+                "slo.p99",
+                "concurrency"
+            ]
+        );
+        let text = JobRequest::parse(
+            JobKind::LlmLoad,
+            &json!({"backend_url": "http://o", "model": "m", "rate": -1, "duration_s": 1}),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(text.contains("rate: entry 0 must be a number between"), "{text}");
+        assert!(text.contains("concurrency: give exactly one load shape"), "{text}");
     }
 }

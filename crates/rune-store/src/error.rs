@@ -139,12 +139,62 @@ pub enum StoreError {
         /// The OS error.
         cause: std::io::Error,
     },
+    /// A SQLite group commit failed; nothing of the operation was stored.
+    #[error("commit failed: {reason}")]
+    CommitFailed {
+        /// SQLite's message.
+        reason: String,
+        /// SQLite's primary result code, to tell a full disk or a busy database apart.
+        code: Option<rusqlite::ErrorCode>,
+    },
     /// A background task died (a bug or a runtime shutting down).
     #[error("store worker stopped: {0}")]
     Worker(String),
 }
 
 impl StoreError {
+    /// True when the database could not write because its disk or volume is full
+    /// (SQLite `SQLITE_FULL`, PostgreSQL `53100 disk_full`, `ENOSPC`): nothing was stored,
+    /// and the operator must make room; a client retrying at once would not help.
+    pub fn is_storage_full(&self) -> bool {
+        match self {
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => e.code == rusqlite::ErrorCode::DiskFull,
+            StoreError::CommitFailed { code, .. } => *code == Some(rusqlite::ErrorCode::DiskFull),
+            StoreError::Postgres(e) => e.code() == Some(&tokio_postgres::error::SqlState::DISK_FULL),
+            StoreError::Io { cause, .. } => cause.kind() == std::io::ErrorKind::StorageFull,
+            _ => false,
+        }
+    }
+
+    /// True when the database is unreachable for now (connection refused or closed,
+    /// pool timed out, server restarting, SQLite busy): the same request can succeed on
+    /// retry, so clients get 503 rather than 500.
+    pub fn is_transient(&self) -> bool {
+        use tokio_postgres::error::SqlState;
+        match self {
+            StoreError::Pool(_) => true,
+            StoreError::Postgres(e) => {
+                e.is_closed()
+                    || match e.code() {
+                        Some(code) => {
+                            code.code().starts_with("08")
+                                || [SqlState::ADMIN_SHUTDOWN, SqlState::CRASH_SHUTDOWN, SqlState::CANNOT_CONNECT_NOW]
+                                    .contains(code)
+                        }
+                        // No SQLSTATE: the failure was below the protocol (I/O, TLS).
+                        None => true,
+                    }
+            }
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => {
+                matches!(e.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+            }
+            StoreError::CommitFailed { code, .. } => {
+                matches!(code, Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked))
+            }
+            _ => false,
+        }
+    }
+
     /// Wraps an I/O error with the file or action it concerns.
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
         StoreError::Io { context: context.into(), cause: source }
@@ -176,4 +226,33 @@ pub(crate) fn pg_describe(e: &tokio_postgres::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sqlite(code: i32) -> StoreError {
+        StoreError::Sqlite(rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None))
+    }
+
+    /// Full disks and passing outages are told apart from bugs, so the API can answer
+    /// 507 or 503 instead of a bare 500.
+    #[test]
+    fn classifies_full_and_transient_failures() {
+        assert!(sqlite(rusqlite::ffi::SQLITE_FULL).is_storage_full());
+        assert!(!sqlite(rusqlite::ffi::SQLITE_FULL).is_transient());
+        assert!(sqlite(rusqlite::ffi::SQLITE_BUSY).is_transient());
+        assert!(!sqlite(rusqlite::ffi::SQLITE_CORRUPT).is_transient());
+        assert!(!sqlite(rusqlite::ffi::SQLITE_CORRUPT).is_storage_full());
+        let enospc = StoreError::io("writing jobs.db", std::io::Error::from(std::io::ErrorKind::StorageFull));
+        assert!(enospc.is_storage_full());
+        let full_commit = StoreError::CommitFailed {
+            reason: "database or disk is full".into(),
+            code: Some(rusqlite::ErrorCode::DiskFull),
+        };
+        assert!(full_commit.is_storage_full() && !full_commit.is_transient());
+        assert!(StoreError::Pool("timed out waiting for a connection".into()).is_transient());
+        assert!(!StoreError::Conflict("duplicate".into()).is_transient());
+    }
 }

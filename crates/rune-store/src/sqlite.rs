@@ -51,7 +51,7 @@ trait BatchOp: Send {
     /// Runs inside the batch transaction; returns whether it succeeded.
     fn apply(&mut self, conn: &Connection) -> bool;
     /// Delivers the outcome once the batch committed (or failed to).
-    fn complete(self: Box<Self>, commit: &std::result::Result<(), String>);
+    fn complete(self: Box<Self>, commit: &std::result::Result<(), CommitFailure>);
 }
 
 struct Op<T, F> {
@@ -69,10 +69,10 @@ impl<T: Send, F: FnOnce(&Connection) -> Result<T> + Send> BatchOp for Op<T, F> {
         ok
     }
 
-    fn complete(self: Box<Self>, commit: &std::result::Result<(), String>) {
+    fn complete(self: Box<Self>, commit: &std::result::Result<(), CommitFailure>) {
         let out = match (self.out, commit) {
             (Some(Ok(v)), Ok(())) => Ok(v),
-            (Some(Ok(_)), Err(e)) => Err(StoreError::Worker(format!("commit failed: {e}"))),
+            (Some(Ok(_)), Err(e)) => Err(StoreError::CommitFailed { reason: e.reason.clone(), code: e.code }),
             (Some(Err(e)), _) => Err(e),
             (None, _) => Err(StoreError::Worker("operation was not run".into())),
         };
@@ -195,19 +195,33 @@ fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<WriteMsg>) {
     }
 }
 
+/// Why a group commit failed, shared by every operation in the batch (so each caller
+/// can tell a full disk from a bug).
+#[derive(Debug, Clone)]
+struct CommitFailure {
+    reason: String,
+    code: Option<rusqlite::ErrorCode>,
+}
+
+impl From<rusqlite::Error> for CommitFailure {
+    fn from(e: rusqlite::Error) -> Self {
+        CommitFailure { code: e.sqlite_error_code(), reason: e.to_string() }
+    }
+}
+
 fn run_batch(conn: &Connection, mut batch: Vec<Box<dyn BatchOp>>) {
-    let commit = (|| -> std::result::Result<(), String> {
-        conn.execute_batch("BEGIN IMMEDIATE").map_err(|e| e.to_string())?;
+    let commit = (|| -> std::result::Result<(), CommitFailure> {
+        conn.execute_batch("BEGIN IMMEDIATE")?;
         for op in batch.iter_mut() {
-            conn.execute_batch("SAVEPOINT op").map_err(|e| e.to_string())?;
+            conn.execute_batch("SAVEPOINT op")?;
             if op.apply(conn) {
-                conn.execute_batch("RELEASE op").map_err(|e| e.to_string())?;
+                conn.execute_batch("RELEASE op")?;
             } else {
-                conn.execute_batch("ROLLBACK TO op; RELEASE op").map_err(|e| e.to_string())?;
+                conn.execute_batch("ROLLBACK TO op; RELEASE op")?;
             }
         }
         crate::testhooks::pause("sqlite.before-commit");
-        conn.execute_batch("COMMIT").map_err(|e| e.to_string())
+        Ok(conn.execute_batch("COMMIT")?)
     })();
     if commit.is_err() {
         let _ = conn.execute_batch("ROLLBACK");

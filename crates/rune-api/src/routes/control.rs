@@ -93,7 +93,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 /// `GET /metrics`: Prometheus text format.
 #[utoipa::path(get, path = "/metrics", tag = "probes", security(), responses((status = 200, content_type = "application/openmetrics-text")))]
 pub async fn metrics(State(state): State<AppState>) -> ApiResult<Response> {
-    let counts = state.store.count_jobs(None).await?;
+    let counts = state.metrics.job_counts(state.store.as_ref()).await?;
     let text = state.metrics.render(
         &counts,
         state.engine.busy(),

@@ -7,6 +7,7 @@ pub mod jobs;
 pub mod runs;
 pub mod schedules;
 pub mod settings;
+pub mod system;
 
 use crate::config::MAX_BODY_BYTES;
 use crate::middleware::{authenticate, record_metrics};
@@ -50,6 +51,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/schedules/{id}/suspend", post(schedules::suspend))
         .route("/v1/schedules/{id}/resume", post(schedules::resume))
         .route("/v1/estop", get(control::estop_status).post(control::estop_trigger).delete(control::estop_release))
+        .route("/v1/system/job-digests", get(system::job_digests))
         .layer(timeout)
         // Streams are long-lived by design: no request timeout.
         .route("/v1/runs/{id}/trace", get(runs::trace))

@@ -85,6 +85,11 @@ pub async fn update(
             "unknown field `{unknown}`; expected settings, profile, active_profile"
         )));
     }
+    if !body.contains_key("settings") && !body.contains_key("active_profile") {
+        return Err(ApiError::BadRequest(
+            "nothing to update: give `settings` (an object) and/or `active_profile`".into(),
+        ));
+    }
     let mut config = load(&state, &tenant).await?;
     if let Some(settings) = body.get("settings") {
         let Value::Object(settings) = settings else {

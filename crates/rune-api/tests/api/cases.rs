@@ -502,6 +502,10 @@ pub async fn settings_and_profiles_use_the_right_verbs(s: &TestServer) {
     );
     let r = s.alpha(Method::PUT, "/v1/settings").json(&json!({"colour": 1})).send().await.expect("send");
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    // An update that names nothing to change is a mistake, not a silent success.
+    let (st, v) = json_of(s.alpha(Method::PUT, "/v1/settings").send().await.expect("send")).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
+    assert!(v["error"].as_str().unwrap_or_default().contains("nothing to update"), "{v}");
 }
 
 /// Estimates answer the original's fields and refuse (fail-closed) a request with no
@@ -574,6 +578,13 @@ pub async fn probes_metrics_and_openapi(s: &TestServer) {
             let body = r.text().await.unwrap_or_default();
             assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path} documented but not routed");
             assert!(!body.contains("route not found"), "{method} {path} documented but not routed");
+            // The answer's status is one the document lists for this operation.
+            let documented = ops[method]["responses"].as_object().expect("responses");
+            assert!(
+                documented.contains_key(status.as_str()),
+                "{method} {path} answered {status}, which /openapi.json does not document ({:?}): {body}",
+                documented.keys().collect::<Vec<_>>()
+            );
         }
     }
 }
@@ -702,4 +713,80 @@ pub async fn estop_restricted(s: &TestServer) {
         s.alpha(Method::POST, "/v1/estop").json(&json!({})).send().await.expect("send").status(),
         StatusCode::OK
     );
+}
+
+/// Abuse: another tenant cannot see or touch a schedule through any schedule route;
+/// deeply nested and oversized (over 10 MiB) bodies get 400/413 (never a crash or a 5xx); artifact
+/// names cannot carry paths or header-splitting characters; credentials in a backend URL
+/// are refused and never echoed.
+pub async fn abuse_is_refused_cleanly(s: &TestServer) {
+    let body = json!({"name": "mine", "cron": "0 0 * * *", "kind": "cost-estimate", "request": {"vastai": true}});
+    let (st, created) = json_of(s.alpha(Method::POST, "/v1/schedules").json(&body).send().await.expect("send")).await;
+    assert_eq!(st, StatusCode::CREATED, "{created}");
+    let sid = created["schedule_id"].as_str().expect("id").to_owned();
+    for (method, path) in [
+        (Method::GET, format!("/v1/schedules/{sid}")),
+        (Method::PUT, format!("/v1/schedules/{sid}")),
+        (Method::DELETE, format!("/v1/schedules/{sid}")),
+        (Method::POST, format!("/v1/schedules/{sid}/suspend")),
+        (Method::POST, format!("/v1/schedules/{sid}/resume")),
+    ] {
+        let r = s.beta(method.clone(), &path).json(&body).send().await.expect("send");
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "{method} {path} must be 404 for another tenant");
+    }
+    let (_, list) = json_of(s.beta(Method::GET, "/v1/schedules").send().await.expect("send")).await;
+    assert_eq!(list["schedules"], json!([]), "{list}");
+    let (st, mine) = json_of(s.alpha(Method::GET, &format!("/v1/schedules/{sid}")).send().await.expect("send")).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(mine["suspended"], false, "beta's suspend must not have reached alpha's schedule: {mine}");
+
+    // 100 000 nested arrays: the JSON parser's depth limit answers, the server survives.
+    let nested = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    for path in ["/v1/jobs/benchmark", "/v1/schedules", "/v1/estimates", "/v1/estop"] {
+        let r = s.alpha(Method::POST, path).header("content-type", "application/json").body(nested.clone());
+        let (st, v) = json_of(r.send().await.expect("send")).await;
+        assert!(st == StatusCode::BAD_REQUEST || st == StatusCode::PAYLOAD_TOO_LARGE, "{path}: {st} {v}");
+        assert!(v["code"].is_string(), "{path}: errors keep their shape: {v}");
+    }
+    // Over the 10 MiB body limit: refused before it is parsed.
+    let huge = format!(r#"{{"backend_url": "http://o", "question": "{}"}}"#, "x".repeat(11 * 1024 * 1024));
+    let r = s.alpha(Method::POST, "/v1/jobs/agentic-agent").header("content-type", "application/json").body(huge);
+    let (st, v) = json_of(r.send().await.expect("send")).await;
+    assert_eq!(st, StatusCode::PAYLOAD_TOO_LARGE, "{v}");
+    assert_eq!(v["code"], "too_large");
+
+    // Artifact names are plain file names: no traversal, no CR/LF for header splitting.
+    let id = submit(s, "cost-estimate", COST_BODY).await;
+    wait_terminal(s, &id).await;
+    let job_id: rune_core::JobId = id.parse().expect("id");
+    for name in ["../../etc/passwd", "a/b.txt", "evil\r\nSet-Cookie: x=1.txt", "..", ""] {
+        let put = s.store.put_artifact(&job_id, rune_core::records::ArtifactKind::Log, name, b"x".to_vec()).await;
+        assert!(put.is_err(), "artifact name {name:?} must be refused");
+    }
+    let meta = s
+        .store
+        .put_artifact(&job_id, rune_core::records::ArtifactKind::Log, "quote\"semi;colon.txt", b"x".to_vec())
+        .await
+        .expect("a name with quotes is stored");
+    let r = s.alpha(Method::GET, &format!("/v1/runs/{id}/artifacts/{}", meta.artifact_id)).send().await.expect("send");
+    assert_eq!(r.status(), StatusCode::OK);
+    let disposition = r.headers()["content-disposition"].to_str().expect("ascii").to_owned();
+    assert_eq!(disposition.matches('"').count(), 2, "the quote cannot break out of the filename: {disposition}");
+
+    // A password in a backend URL: refused, and the secret is not repeated anywhere.
+    let secret = "hunter2-do-not-echo";
+    let body = format!(r#"{{"backend_url": "http://admin:{secret}@llm:8000", "question": "q", "model": "m"}}"#);
+    let (st, v) = json_of(
+        s.alpha(Method::POST, "/v1/jobs/agentic-agent")
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert!(!v.to_string().contains(secret), "{v}");
+    let (_, all) = json_of(s.alpha(Method::GET, "/v1/jobs?limit=500").send().await.expect("send")).await;
+    assert!(!all.to_string().contains(secret), "refused requests are not stored");
 }

@@ -46,6 +46,7 @@ both_engines!(
     settings_and_profiles_use_the_right_verbs,
     estimates_and_finops,
     probes_metrics_and_openapi,
+    abuse_is_refused_cleanly,
 );
 
 mod single {

@@ -1,9 +1,10 @@
-//! `rune estop trigger|release|status`: the emergency stop, through the API server.
+//! `rune estop trigger|release|status`: the emergency stop, through the API server, or
+//! with `--kubernetes` through the `rune-estop` ConfigMap the operator watches.
 //!
-//! The stop lives in the server (it refuses submissions, cancels jobs and suspends
+//! The API's stop lives in the server (it refuses submissions, cancels jobs and suspends
 //! schedules), so `--backend local` refuses with exit 2 rather than writing a flag a
-//! running server would not see. [`Target::Kubernetes`] is where the operator's
-//! ConfigMap mode goes; this build refuses it with exit 2.
+//! running server would not see. [`Target::Kubernetes`] writes the ConfigMap (server-side
+//! apply, see `rune_health::estop`); the operator then suspends every RuneBenchmark.
 
 use super::jobs::{or_dash, print_fields};
 use super::remote::{needs_http, Backend, RemoteConfig};
@@ -19,7 +20,7 @@ use std::io::Write;
 enum Target {
     /// A RUNE API server (`POST/DELETE/GET /v1/estop`).
     Api(RemoteConfig),
-    /// The ConfigMap the Kubernetes operator watches (not in this build).
+    /// The ConfigMap the Kubernetes operator watches.
     Kubernetes,
 }
 
@@ -43,13 +44,7 @@ impl Target {
 pub async fn run(global: &GlobalArgs, args: EstopArgs) -> Result<u8> {
     let remote = match Target::from_args(global, &args)? {
         Target::Api(remote) => remote,
-        Target::Kubernetes => {
-            return Err(coded(
-                exit::BAD_INPUT,
-                "--kubernetes (the operator's E-Stop ConfigMap) is not available in this build of RUNE; \
-                 use --backend http against `rune serve`",
-            ))
-        }
+        Target::Kubernetes => return kubernetes(args).await,
     };
     let client = remote.client()?;
     let (status, output, done) = match args.command {
@@ -62,6 +57,52 @@ pub async fn run(global: &GlobalArgs, args: EstopArgs) -> Result<u8> {
     };
     let status = status.map_err(|e| remote.error(e))?;
     show(&status, output, done)?;
+    Ok(exit::SUCCESS)
+}
+
+/// Seconds allowed for each call to the Kubernetes API.
+const KUBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// `--kubernetes`: reads or writes the ConfigMap.
+async fn kubernetes(args: EstopArgs) -> Result<u8> {
+    let client = rune_health::cluster::client(args.kubeconfig.as_deref(), KUBE_TIMEOUT)
+        .await
+        .map_err(|e| coded(exit::FAILURE, e.to_string()))?;
+    let (ns, name) = (args.namespace.as_str(), args.configmap.as_str());
+    let whoami = || std::env::var("USER").ok().filter(|u| !u.is_empty()).unwrap_or_else(|| "rune-cli".into());
+    let (result, output, done) = match args.command {
+        EstopCommand::Trigger { reason, actor, output } => {
+            let actor = actor.unwrap_or_else(whoami);
+            (
+                rune_health::estop::trigger(&client, ns, name, reason.as_deref(), &actor).await,
+                output,
+                Some("E-Stop engaged"),
+            )
+        }
+        EstopCommand::Release { output } => {
+            (rune_health::estop::release(&client, ns, name, &whoami()).await, output, Some("E-Stop released"))
+        }
+        EstopCommand::Status { output } => (rune_health::estop::status(&client, ns, name).await, output, None),
+    };
+    let state = result.map_err(|e| coded(exit::FAILURE, format!("ConfigMap {ns}/{name}: {e}")))?;
+    if output == OutputFormat::Json {
+        print_json(&serde_json::to_value(&state)?)?;
+        return Ok(exit::SUCCESS);
+    }
+    if let Some(done) = done {
+        writeln!(
+            std::io::stdout().lock(),
+            "{done} (ConfigMap {ns}/{name}; the operator suspends or resumes every RuneBenchmark)"
+        )?;
+    }
+    print_fields(&[
+        ("E-Stop", if state.triggered { "ACTIVE".into() } else { "released".into() }),
+        ("ConfigMap", format!("{ns}/{name}")),
+        (if state.triggered { "engaged by" } else { "last changed by" }, or_dash(state.actor.as_deref())),
+        ("reason", or_dash(state.reason.as_deref())),
+        ("triggered at", or_dash(state.triggered_at.as_deref())),
+        ("released at", or_dash(state.released_at.as_deref())),
+    ])?;
     Ok(exit::SUCCESS)
 }
 

@@ -1,14 +1,20 @@
 //! Command dispatch and the configuration every command shares (where the database is).
 
+mod airgap;
+pub(crate) mod bench_llm;
 mod config;
 mod db;
 mod estop;
+mod health;
+mod image;
 mod jobs;
+pub(crate) mod operator;
 mod remote;
 mod run;
 mod schedules;
 mod serve;
 mod sim;
+mod ui;
 
 use crate::cli::{Cli, Command, GlobalArgs};
 use anyhow::{Context, Result};
@@ -21,6 +27,7 @@ pub async fn run(cli: Cli, config: &crate::config::Report) -> Result<u8> {
     match cli.command {
         Command::Db(cmd) => db::run(&env, cmd).await,
         Command::Serve(args) => serve::run(&env, args).await,
+        Command::Ui(args) => ui::run(&cli.global, args).await,
         Command::RunBenchmark(args) => run::benchmark(&env, &cli.global, args).await,
         Command::RunAgenticAgent(args) => run::agentic(&env, &cli.global, args).await,
         Command::RunLlmInstance(args) => run::llm_instance(args).await,
@@ -29,11 +36,17 @@ pub async fn run(cli: Cli, config: &crate::config::Report) -> Result<u8> {
         Command::Info => run::info(),
         Command::Suites(cmd) => run::suites(cmd),
         Command::SimLlm(args) => sim::run(args).await,
+        Command::BenchLlm(args) => bench_llm::run(&env, &cli.global, args).await,
+        Command::Compare(args) => bench_llm::compare_cmd(&env, &cli.global, args).await,
         Command::Jobs(cmd) => jobs::run(&env, &cli.global, cmd).await,
         Command::Schedules(cmd) => schedules::run(&cli.global, cmd).await,
         Command::Estop(args) => estop::run(&cli.global, args).await,
+        Command::HealthCheck(args) => health::run(&cli.global, args, config).await,
         Command::Init { force } => config::init(force),
         Command::Config { output } => config::show(config, &cli.global, &env, output),
+        Command::Image(cmd) => image::run(cmd),
+        Command::Airgap(cmd) => airgap::run(cmd),
+        Command::Operator(cmd) => operator::run(cmd).await,
     }
 }
 

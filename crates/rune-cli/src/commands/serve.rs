@@ -22,8 +22,31 @@ pub async fn run(env: &Environment, args: ServeArgs) -> Result<u8> {
     let local = listener.local_addr()?;
     eprintln!("rune serve: listening on http://{local} (database {url})");
     let runner = crate::runner::EngineRunner::from_env()?;
-    rune_api::serve(listener, config, store, Arc::new(runner), shutdown_signal()).await?;
+    // The embedded UI calls this same server over loopback with each user's token.
+    let ui = if args.no_ui {
+        None
+    } else {
+        let ui_config = rune_ui::UiConfig {
+            api_base_url: format!("http://{}", loopback(local)),
+            secure_cookies: args.secure_cookies,
+            ..Default::default()
+        };
+        Some(rune_ui::router(ui_config).map_err(|e| anyhow::anyhow!("cannot build the web UI: {e}"))?)
+    };
+    rune_api::serve_with(listener, config, store, Arc::new(runner), ui, shutdown_signal()).await?;
     Ok(exit::SUCCESS)
+}
+
+/// The address to reach a server listening on `addr` from this host: a wildcard
+/// address (`0.0.0.0`, `::`) is reached on loopback.
+fn loopback(addr: SocketAddr) -> SocketAddr {
+    match addr.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => SocketAddr::from(([127, 0, 0, 1], addr.port())),
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, addr.port()))
+        }
+        _ => addr,
+    }
 }
 
 /// Completes on SIGINT or SIGTERM (what Kubernetes sends before killing a pod).

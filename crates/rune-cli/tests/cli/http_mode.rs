@@ -10,27 +10,35 @@ use std::process::{Child, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const TENANT: &str = "alpha";
-const TOKEN: &str = "alpha-token-0123456789abcdef0123456789";
+pub(crate) const TENANT: &str = "alpha";
+pub(crate) const TOKEN: &str = "alpha-token-0123456789abcdef0123456789";
 const COST_ESTIMATE: &str = r#"{"vastai": true, "min_dph": 1.0, "max_dph": 2.0}"#;
 const BENCHMARK: &str = r#"{"backend_url": "http://127.0.0.1:9"}"#;
 
 /// A `rune serve --port 0` subprocess with its own home, killed on drop.
-struct Server {
+pub(crate) struct Server {
     child: Child,
     /// `http://127.0.0.1:PORT`, read from the server's "listening on" line.
-    base: String,
-    addr: String,
+    pub(crate) base: String,
+    pub(crate) addr: String,
     /// Everything the server wrote on stderr, for failure messages.
     log: Arc<Mutex<String>>,
-    home: Home,
+    pub(crate) home: Home,
 }
 
 impl Server {
     fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// A server as tenant alpha's, with extra environment variables.
+    pub(crate) fn start_with(env: &[(&str, &str)]) -> Self {
         let home = Home::new();
-        let mut child = home
-            .cmd(&["serve", "--port", "0"])
+        let mut cmd = home.cmd(&["serve", "--port", "0"]);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
             .env("RUNE_API_TOKENS", format!("{TENANT}:{TOKEN}"))
             .env("RUNE_SHUTDOWN_GRACE_SECONDS", "0")
             .env_remove("RUNE_API_HOST")
@@ -71,7 +79,16 @@ impl Server {
         server
     }
 
-    fn log(&self) -> String {
+    /// SIGTERM, wait for the drain, and return everything the server logged.
+    pub(crate) fn stop(mut self) -> String {
+        let _ = std::process::Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = self.child.wait();
+        // The stderr reader thread finishes once the pipe closes.
+        std::thread::sleep(Duration::from_millis(200));
+        self.log()
+    }
+
+    pub(crate) fn log(&self) -> String {
         self.log.lock().map(|l| l.clone()).unwrap_or_default()
     }
 
@@ -104,7 +121,7 @@ impl Drop for Server {
 
 /// One HTTP/1.1 request with `Connection: close`; returns the status and the JSON body
 /// (`Null` when there is none).
-fn http(addr: &str, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> (u16, Value) {
+pub(crate) fn http(addr: &str, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> (u16, Value) {
     let Ok(mut stream) = TcpStream::connect(addr) else { return (0, Value::Null) };
     stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
     let body = body.unwrap_or("");
@@ -320,7 +337,7 @@ fn estop_trigger_status_release() {
 
 /// Without a server: `rune jobs list/get/cancel/watch` work on the local database (every
 /// tenant, a TENANT column); cancel is a compare-and-set and idempotent; schedules and
-/// E-Stop refuse with exit 2 naming --backend http; --kubernetes is not in this build.
+/// E-Stop refuse with exit 2 naming --backend http; --kubernetes needs a kubeconfig.
 #[test]
 fn local_mode_without_server() {
     let home = Home::new();
@@ -367,8 +384,11 @@ fn local_mode_without_server() {
     assert!(sched.stderr().contains("rune serve") && sched.stderr().contains("--backend http"), "{}", sched.stderr());
     let estop = home.run(&["estop", "status"]).expect_code(2);
     assert!(estop.stderr().contains("--backend http"), "{}", estop.stderr());
-    let k8s = home.run(&["estop", "trigger", "--kubernetes"]).expect_code(2);
-    assert!(k8s.stderr().contains("not available in this build"), "{}", k8s.stderr());
+    // --kubernetes writes the operator's ConfigMap (tests in health_check.rs); without a
+    // usable kubeconfig it fails naming the fix.
+    let missing = home.path().join("no-kubeconfig");
+    let k8s = home.run(&["estop", "trigger", "--kubernetes", "--kubeconfig", missing.to_str().unwrap()]).expect_code(1);
+    assert!(k8s.stderr().contains("no usable Kubernetes configuration"), "{}", k8s.stderr());
 }
 
 /// Local `jobs watch` polls: it follows a queued job and exits 1 once another process

@@ -30,6 +30,18 @@ pub use openai::OpenAiBackend;
 
 pub use crate::timing::CallTiming;
 
+/// Decodes a raw streamed chat response of `kind` (bytes split into network chunks)
+/// exactly as a live call would, and returns the answer text. Exposed for the fuzz
+/// targets under `fuzz/` and for property tests: it must never panic on any input.
+#[doc(hidden)]
+pub fn decode_stream_for_fuzzing(kind: BackendKind, chunks: &[&[u8]]) -> String {
+    const MAX_LINE: usize = 1 << 20;
+    match kind {
+        BackendKind::Ollama => ollama::decode_stream(chunks, MAX_LINE),
+        BackendKind::OpenAi => openai::decode_stream(chunks, MAX_LINE),
+    }
+}
+
 /// The API protocol a model server speaks; selects the [`Backend`] implementation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -391,6 +403,67 @@ pub(crate) fn ollama_model_name(model: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Split anywhere, a stream decodes to the same text (the network decides chunking,
+    /// not the server); arbitrary bytes never panic.
+    mod stream_decoding {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn split<'a>(bytes: &'a [u8], cuts: &[usize]) -> Vec<&'a [u8]> {
+            let mut points: Vec<usize> = cuts.iter().map(|c| c % (bytes.len() + 1)).collect();
+            points.sort_unstable();
+            let mut out = Vec::new();
+            let mut at = 0;
+            for p in points {
+                out.push(&bytes[at..p]);
+                at = p;
+            }
+            out.push(&bytes[at..]);
+            out
+        }
+
+        fn openai_stream(tokens: &[String]) -> Vec<u8> {
+            let mut s = String::new();
+            for t in tokens {
+                let chunk = serde_json::json!({"choices": [{"delta": {"content": t}}]});
+                s.push_str(&format!("data: {chunk}\r\n\r\n"));
+            }
+            s.push_str("data: [DONE]\n\n");
+            s.into_bytes()
+        }
+
+        fn ollama_stream(tokens: &[String]) -> Vec<u8> {
+            let mut s = String::new();
+            for t in tokens {
+                s.push_str(&format!("{}\n", serde_json::json!({"message": {"content": t}, "done": false})));
+            }
+            s.push_str("{\"done\": true, \"eval_count\": 3}\n");
+            s.into_bytes()
+        }
+
+        proptest! {
+            #[test]
+            fn split_points_do_not_change_the_text(
+                tokens in proptest::collection::vec("[a-zé✓ \\n\"]{0,6}", 0..12),
+                cuts in proptest::collection::vec(any::<usize>(), 0..8),
+            ) {
+                let want: String = tokens.concat();
+                let bytes = openai_stream(&tokens);
+                prop_assert_eq!(decode_stream_for_fuzzing(BackendKind::OpenAi, &split(&bytes, &cuts)), want.clone());
+                let bytes = ollama_stream(&tokens);
+                prop_assert_eq!(decode_stream_for_fuzzing(BackendKind::Ollama, &split(&bytes, &cuts)), want);
+            }
+
+            #[test]
+            fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2048),
+                                           cuts in proptest::collection::vec(any::<usize>(), 0..8)) {
+                let chunks = split(&bytes, &cuts);
+                decode_stream_for_fuzzing(BackendKind::OpenAi, &chunks);
+                decode_stream_for_fuzzing(BackendKind::Ollama, &chunks);
+            }
+        }
+    }
 
     /// Accepted URLs are normalised; rejected ones say what is wrong.
     #[test]

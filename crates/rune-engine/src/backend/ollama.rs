@@ -194,6 +194,43 @@ impl ChatStream {
     }
 }
 
+/// Runs raw bytes, split at the given points, through the line splitter and the
+/// NDJSON chunk decoding a streamed `/api/chat` uses; returns the text decoded. For
+/// fuzzing and property tests: it must never panic, whatever the bytes.
+pub(crate) fn decode_stream(chunks: &[&[u8]], max_line: usize) -> String {
+    let start = std::time::Instant::now();
+    let mut lines = super::lines::LineBuffer::new(max_line);
+    let mut stream = ChatStream {
+        clock: StreamClock::new(start),
+        text: String::new(),
+        usage: Usage::default(),
+        server: None,
+        model: None,
+        finish_reason: None,
+    };
+    let feed = |line: &str, stream: &mut ChatStream| {
+        !matches!(stream.line(line, start), Ok(LineOutcome::Flow(Flow::Continue)))
+    };
+    for chunk in chunks {
+        lines.push(chunk);
+        loop {
+            match lines.next_line() {
+                Ok(Some(line)) => {
+                    if feed(&line, &mut stream) {
+                        return stream.text;
+                    }
+                }
+                Ok(None) => break,
+                Err(_) => return stream.text,
+            }
+        }
+    }
+    if let Some(line) = lines.finish() {
+        feed(&line, &mut stream);
+    }
+    stream.text
+}
+
 #[async_trait]
 impl Backend for OllamaBackend {
     fn kind(&self) -> BackendKind {

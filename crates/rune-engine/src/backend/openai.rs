@@ -368,6 +368,36 @@ impl ChatStream {
     }
 }
 
+/// Runs raw bytes, split at the given points as a network might, through the same
+/// line splitter, SSE framing and chunk decoding a streamed chat uses; returns the text
+/// decoded. For fuzzing and property tests: it must never panic, whatever the bytes.
+pub(crate) fn decode_stream(chunks: &[&[u8]], max_line: usize) -> String {
+    let start = std::time::Instant::now();
+    let mut lines = super::lines::LineBuffer::new(max_line);
+    let mut parser = SseParser { data: String::new(), has_data: false, error: None };
+    let mut stream = ChatStream::new(StreamClock::new(start));
+    for chunk in chunks {
+        lines.push(chunk);
+        loop {
+            match lines.next_line() {
+                Ok(Some(line)) => {
+                    if let Some(event) = parser.line(&line) {
+                        if matches!(stream.event(&event, start), Flow::Done) {
+                            return stream.text;
+                        }
+                    }
+                }
+                Ok(None) => break,
+                Err(_) => return stream.text,
+            }
+        }
+    }
+    if let Some(event) = lines.finish().and_then(|l| parser.line(&l)).or_else(|| parser.flush()) {
+        stream.event(&event, start);
+    }
+    stream.text
+}
+
 #[async_trait]
 impl Backend for OpenAiBackend {
     fn kind(&self) -> BackendKind {
