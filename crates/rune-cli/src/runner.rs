@@ -85,14 +85,16 @@ pub async fn run_request(
 }
 
 /// Runs an `llm-load` job with `rune-loadgen`, posting progress every few seconds. A
-/// server only reads prompt files under `RUNE_SUITE_DIR` (the CLI reads any path).
+/// server only reads prompt and tokenizer files under `RUNE_SUITE_DIR` (the CLI reads any
+/// path).
 async fn run_llm_load(
     req: &rune_core::contracts::RunLlmLoadRequest,
     env: &EngineEnv,
     sink: &dyn RunSink,
     cancel: &tokio_util::sync::CancellationToken,
 ) -> Result<serde_json::Value, JobFailure> {
-    if let Some(path) = &req.prompts_file {
+    for (field, path) in [("prompts_file", &req.prompts_file), ("tokenizer", &req.tokenizer)] {
+        let Some(path) = path else { continue };
         let allowed = env.allow_any_suite_path
             || env.suite_dir.as_ref().is_some_and(|dir| {
                 std::fs::canonicalize(path)
@@ -102,7 +104,7 @@ async fn run_llm_load(
             });
         if !allowed {
             return Err(JobFailure(format!(
-                "prompts_file `{path}` is outside RUNE_SUITE_DIR; the server only reads prompt files there"
+                "{field} `{path}` is outside RUNE_SUITE_DIR; the server only reads such files there"
             )));
         }
     }

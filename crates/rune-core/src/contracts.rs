@@ -251,6 +251,9 @@ pub struct RunLlmLoadRequest {
     pub ignore_eos: bool,
     /// JSONL prompt file (`{"prompt": ...}` per line, optional `timestamp_ms` to replay).
     pub prompts_file: Option<String>,
+    /// A Hugging Face `tokenizer.json` (or its directory): synthetic prompts are built to
+    /// exactly `input_tokens` by its count instead of the backend's reported usage.
+    pub tokenizer: Option<String>,
     /// Replay the prompt file's `timestamp_ms` as the arrival schedule.
     pub replay: bool,
     /// Turns per session: each turn resends the history plus a new question.
@@ -628,6 +631,7 @@ fn parse_llm_load(body: &Value) -> Result<RunLlmLoadRequest, ValidationErrors> {
     let output_tokens = r.u64_in("output_tokens", 128, 1, 1_000_000);
     let ignore_eos = r.bool("ignore_eos", true);
     let prompts_file = r.opt_string("prompts_file", MAX_KUBECONFIG_LEN).filter(|p| !p.trim().is_empty());
+    let tokenizer = r.opt_string("tokenizer", MAX_KUBECONFIG_LEN).filter(|p| !p.trim().is_empty());
     let replay = r.bool("replay", false);
     let turns = r.u64_in("turns", 1, 1, 1_000);
     let seed = r.u64_in("seed", 42, 0, u64::MAX);
@@ -641,6 +645,9 @@ fn parse_llm_load(body: &Value) -> Result<RunLlmLoadRequest, ValidationErrors> {
             "concurrency",
             "give exactly one load shape: `concurrency` (closed loop), `rate` (open loop) or `auto_sweep`",
         );
+    }
+    if tokenizer.is_some() && prompts_file.is_some() {
+        r.error("tokenizer", "sizes synthetic prompts; a `prompts_file` brings its own, so give one or the other");
     }
     if replay && prompts_file.is_none() {
         r.error("replay", "needs `prompts_file` with a `timestamp_ms` on every line");
@@ -685,6 +692,7 @@ fn parse_llm_load(body: &Value) -> Result<RunLlmLoadRequest, ValidationErrors> {
         output_tokens,
         ignore_eos,
         prompts_file,
+        tokenizer,
         replay,
         turns,
         seed,
@@ -876,6 +884,14 @@ mod tests {
         assert_eq!(
             fields(JobKind::LlmLoad, json!({"backend_url": "http://o", "model": "m", "replay": true})),
             ["replay"]
+        );
+        assert_eq!(
+            fields(
+                JobKind::LlmLoad,
+                json!({"backend_url": "http://o", "model": "m", "concurrency": 1, "requests": 4,
+                       "tokenizer": "tok.json", "prompts_file": "p.jsonl"})
+            ),
+            ["tokenizer"]
         );
     }
 

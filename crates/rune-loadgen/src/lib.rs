@@ -44,6 +44,7 @@ pub mod result;
 pub mod rng;
 pub mod shape;
 pub mod sse;
+pub mod tokens;
 pub mod workload;
 
 pub use engine::Progress;
@@ -101,9 +102,12 @@ pub async fn run(
     let builder =
         BodyBuilder { api, model: req.model.clone(), output_tokens: req.output_tokens, ignore_eos: req.ignore_eos };
     let turns = u32::try_from(req.turns).unwrap_or(u32::MAX);
-    let (workload, input_calibration) = match &req.prompts_file {
-        Some(path) => (Workload::from_jsonl(std::path::Path::new(path), turns, req.replay)?, serde_json::Value::Null),
-        None => synthetic_workload(req, &client, &uri, &builder, turns).await?,
+    let (workload, input_calibration) = match (&req.prompts_file, &req.tokenizer) {
+        (Some(path), _) => {
+            (Workload::from_jsonl(std::path::Path::new(path), turns, req.replay)?, serde_json::Value::Null)
+        }
+        (None, Some(path)) => tokenizer_workload(req, std::path::Path::new(path), turns)?,
+        (None, None) => synthetic_workload(req, &client, &uri, &builder, turns).await?,
     };
     let bodies = workload.prompts.iter().map(|p| builder.body(p, 0)).collect();
     let plan = Arc::new(Plan {
@@ -273,6 +277,31 @@ async fn backend_info(
     }
     let doc: serde_json::Value = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
     Ok(serde_json::json!({"status": status.as_u16(), "document": doc}))
+}
+
+/// Builds synthetic prompts of exactly `input_tokens` by a local tokenizer's count
+/// (offline: no probe request), reporting how many came out exact.
+fn tokenizer_workload(
+    req: &RunLlmLoadRequest,
+    path: &std::path::Path,
+    turns: u32,
+) -> Result<(Workload, serde_json::Value), LoadError> {
+    let tokenizer = tokens::LocalTokenizer::load(path)?;
+    let pool = match req.requests {
+        Some(n) => usize::try_from(n).unwrap_or(SYNTHETIC_POOL).min(SYNTHETIC_POOL),
+        None => SYNTHETIC_POOL,
+    };
+    let (workload, exact) = tokenizer.synthetic(req.input_tokens, pool, turns, req.seed)?;
+    let info = serde_json::json!({
+        "target_tokens": req.input_tokens,
+        "method": "local tokenizer",
+        "tokenizer": tokenizer.path(),
+        "prompts": workload.prompts.len(),
+        "exact_prompts": exact,
+        "exact": exact == workload.prompts.len(),
+        "note": "counts the prompt text only; the server's prompt_tokens adds its chat template",
+    });
+    Ok((workload, info))
 }
 
 /// Builds synthetic prompts whose length the backend counts as exactly `input_tokens`:

@@ -17,7 +17,7 @@ pub const SYNTHETIC_POOL: usize = 256;
 
 /// Words synthetic prompts are made of: short common words, one token each in most
 /// tokenizers (and exactly one in `rune sim-llm`, which counts words).
-const VOCABULARY: &[&str] = &[
+pub(crate) const VOCABULARY: &[&str] = &[
     "the", "cluster", "node", "pod", "is", "not", "ready", "because", "a", "service", "fails", "to", "start", "and",
     "logs", "show", "an", "error", "in", "its", "probe", "what", "should", "we", "check", "next", "memory", "disk",
     "network", "latency", "high", "low", "image", "pull", "restart", "count", "deploy", "scale", "up", "down", "of",
@@ -127,6 +127,11 @@ impl Workload {
             return Err(LoadError::Parse { path: path.to_path_buf(), message: "holds no prompts".into() });
         }
         Ok(Self::new(prompts, replay.then_some(stamps), turns))
+    }
+
+    /// Prompts built elsewhere (e.g. to a local tokenizer's exact length), hashed.
+    pub(crate) fn from_prompts(prompts: Vec<Prompt>, turns: u32) -> Self {
+        Self::new(prompts, None, turns)
     }
 
     fn new(prompts: Vec<Prompt>, timestamps: Option<Vec<Duration>>, turns: u32) -> Self {

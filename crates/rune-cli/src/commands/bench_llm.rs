@@ -96,6 +96,10 @@ pub struct BenchLlmArgs {
     /// JSONL prompts: {"prompt": "...", "output_tokens": N, "timestamp_ms": T} per line.
     #[arg(long, value_name = "FILE")]
     pub prompts: Option<PathBuf>,
+    /// A Hugging Face tokenizer.json (or its directory): synthetic prompts get exactly
+    /// --input-tokens by its count, offline, instead of matching the server's usage.
+    #[arg(long, value_name = "PATH", conflicts_with = "prompts")]
+    pub tokenizer: Option<PathBuf>,
     /// Replay --prompts at their timestamp_ms (open loop, no --concurrency/--rate).
     #[arg(long, requires = "prompts", conflicts_with_all = ["concurrency", "rate", "sweep"])]
     pub replay: bool,
@@ -230,6 +234,12 @@ fn request_body(a: &BenchLlmArgs) -> Result<Value> {
             .with_context(|| format!("--prompts {}: cannot open the file", p.display()))
             .map_err(|e| coded(exit::BAD_INPUT, format!("{e:#}")))?;
         body["prompts_file"] = json!(abs.display().to_string());
+    }
+    if let Some(t) = &a.tokenizer {
+        let abs = std::fs::canonicalize(t)
+            .with_context(|| format!("--tokenizer {}: cannot open it", t.display()))
+            .map_err(|e| coded(exit::BAD_INPUT, format!("{e:#}")))?;
+        body["tokenizer"] = json!(abs.display().to_string());
     }
     if let Some(s) = &a.slo {
         body["slo"] = parse_slo(s)?;

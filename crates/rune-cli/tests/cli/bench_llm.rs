@@ -576,3 +576,35 @@ fn multi_turn_and_trace_replay() {
     assert_eq!(run.code(), 2, "{}", run.stderr());
     assert!(run.stderr().contains("timestamp_ms"), "{}", run.stderr());
 }
+
+/// `--tokenizer`: synthetic prompts sized offline by a local tokenizer.json (here one
+/// that counts whitespace-separated words, as the simulator does), reported in the
+/// environment; a file that is not a tokenizer is refused with exit 2, naming it.
+#[test]
+fn local_tokenizer_sizes_prompts() {
+    let home = Home::new();
+    let tokenizer = home.path().join("tokenizer.json");
+    let json = serde_json::json!({
+        "version": "1.0", "truncation": null, "padding": null, "added_tokens": [], "normalizer": null,
+        "pre_tokenizer": {"type": "WhitespaceSplit"}, "post_processor": null, "decoder": null,
+        "model": {"type": "WordLevel", "vocab": {"[UNK]": 0, "the": 1}, "unk_token": "[UNK]"}
+    });
+    std::fs::write(&tokenizer, json.to_string()).expect("write tokenizer");
+    let sim = sim(&home, &[]);
+    let tok = tokenizer.to_str().expect("utf8");
+    let r = ok_json(bench(
+        &home,
+        &sim,
+        &["--concurrency", "2", "--requests", "6", "--input-tokens", "37", "--output-tokens", "4", "--tokenizer", tok],
+    ));
+    let calibration = &r["environment"]["input_calibration"];
+    assert_eq!(calibration["method"], "local tokenizer", "{calibration}");
+    assert_eq!(calibration["exact"], true, "{calibration}");
+    assert_eq!(calibration["target_tokens"], 37);
+    assert_eq!(r["metrics"]["requests"]["succeeded"].as_u64(), Some(6), "{}", r["metrics"]);
+
+    std::fs::write(&tokenizer, "{\"not\": \"a tokenizer\"}").expect("write");
+    let bad = bench(&home, &sim, &["--concurrency", "1", "--requests", "1", "--tokenizer", tok]);
+    assert_eq!(bad.code(), 2, "{}", bad.stderr());
+    assert!(bad.stderr().contains("tokenizer.json") && bad.stderr().contains("not a Hugging Face"), "{}", bad.stderr());
+}
