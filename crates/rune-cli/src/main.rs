@@ -29,7 +29,7 @@ fn main() -> ExitCode {
     };
     // The server reports what it does (requests, jobs); one-shot commands stay quiet.
     let default_level = if matches!(cli.command, cli::Command::Serve(_)) { "info" } else { "warn" };
-    init_tracing(cli.global.log_json, default_level);
+    let traces = init_tracing(cli.global.log_json, default_level);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -37,7 +37,14 @@ fn main() -> ExitCode {
             return ExitCode::from(exit::FAILURE);
         }
     };
-    match runtime.block_on(commands::run(cli, &config)) {
+    let outcome = runtime.block_on(commands::run(cli, &config));
+    // Spans still buffered for OTLP are sent before the process ends.
+    if let Some(provider) = traces {
+        if let Err(e) = provider.shutdown() {
+            eprintln!("rune: could not flush OTLP traces: {e}");
+        }
+    }
+    match outcome {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
             if exit::is_broken_pipe(&err) {
@@ -49,16 +56,54 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_tracing(json: bool, default_level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("RUNE_LOG").unwrap_or_else(|_| default_level.into());
+/// Logs to stderr (text or JSON); with `OTEL_EXPORTER_OTLP_ENDPOINT` set, spans are also
+/// exported over OTLP/HTTP (protobuf) to that collector. Returns the trace provider to
+/// flush at exit.
+fn init_tracing(json: bool, default_level: &str) -> Option<opentelemetry_sdk::trace::SdkTracerProvider> {
     use std::io::IsTerminal;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal());
-    if json {
-        builder.json().init();
-    } else {
-        builder.init();
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RUNE_LOG").unwrap_or_else(|_| default_level.into());
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(std::io::stderr().is_terminal());
+    let fmt = if json { fmt.json().boxed() } else { fmt.boxed() };
+    let provider = match otlp_provider() {
+        Ok(provider) => provider,
+        Err(e) => {
+            eprintln!("rune: OTLP tracing is off: {e}");
+            None
+        }
+    };
+    let otel = provider.as_ref().map(|p| {
+        use opentelemetry::trace::TracerProvider as _;
+        tracing_opentelemetry::layer().with_tracer(p.tracer("rune"))
+    });
+    tracing_subscriber::registry().with(fmt).with(otel).with(filter).init();
+    provider
+}
+
+/// The OTLP trace pipeline when `OTEL_EXPORTER_OTLP_ENDPOINT` (or
+/// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is set; the standard `OTEL_*` variables
+/// (headers, timeout, `OTEL_SERVICE_NAME`, default `rune`) apply.
+fn otlp_provider() -> Result<Option<opentelemetry_sdk::trace::SdkTracerProvider>, String> {
+    let set = |k: &str| std::env::var(k).is_ok_and(|v| !v.trim().is_empty());
+    if !set("OTEL_EXPORTER_OTLP_ENDPOINT") && !set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") {
+        return Ok(None);
     }
+    use opentelemetry_otlp::WithExportConfig as _;
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+        .build()
+        .map_err(|e| format!("{e} (check OTEL_EXPORTER_OTLP_ENDPOINT, e.g. http://otel-collector:4318)"))?;
+    let mut resource = opentelemetry_sdk::Resource::builder();
+    if !set("OTEL_SERVICE_NAME") {
+        resource = resource.with_service_name("rune");
+    }
+    Ok(Some(
+        opentelemetry_sdk::trace::SdkTracerProvider::builder()
+            .with_batch_exporter(exporter)
+            .with_resource(resource.build())
+            .build(),
+    ))
 }

@@ -12,6 +12,7 @@ mod health_check;
 mod http_mode;
 mod image;
 mod operator;
+mod otlp;
 mod runbook;
 mod secrets;
 mod serve_restart;
