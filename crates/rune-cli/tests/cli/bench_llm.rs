@@ -69,7 +69,18 @@ fn stat(r: &Value, metric: &str, s: &str) -> f64 {
 /// these two tests, loudly.
 fn exactness_bin() -> Option<std::path::PathBuf> {
     match std::env::var_os("RUNE_EXACTNESS_BIN") {
-        Some(p) => Some(std::path::PathBuf::from(p)),
+        Some(p) => {
+            // A relative path is the workspace's (where `scripts/build-static.sh` prints
+            // it from); the test itself runs in the crate directory.
+            let p = std::path::PathBuf::from(p);
+            let p = if p.is_relative() {
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(p)
+            } else {
+                p
+            };
+            assert!(p.is_file(), "RUNE_EXACTNESS_BIN={} is not a file", p.display());
+            Some(p)
+        }
         None if cfg!(debug_assertions) => {
             eprintln!(
                 "SKIPPED: the exactness claim is about an optimised build; run with \
