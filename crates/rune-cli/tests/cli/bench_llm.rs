@@ -3,40 +3,10 @@
 //! numbers, request counts, arrival schedules, goodput and verdicts are checked against
 //! that ground truth.
 
-use crate::util::{Home, Run};
+use crate::util::{spawn, Home, Proc, Run};
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
-
-/// A child process killed on drop, with the address it announced on stderr.
-struct Proc {
-    child: Child,
-    addr: String,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn spawn(mut cmd: std::process::Command) -> Proc {
-    let mut child = cmd.stderr(Stdio::piped()).stdout(Stdio::null()).spawn().expect("spawn");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(i) = line.find("http://") {
-                let addr: String = line[i + 7..].chars().take_while(|c| !c.is_whitespace() && *c != ')').collect();
-                let _ = tx.send(addr);
-            }
-        }
-    });
-    let addr = rx.recv_timeout(Duration::from_secs(30)).expect("process announced its address");
-    Proc { child, addr }
-}
 
 fn sim(home: &Home, args: &[&str]) -> Proc {
     let mut cmd = home.cmd(&["sim-llm", "--port", "0"]);

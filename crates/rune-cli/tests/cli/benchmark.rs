@@ -3,40 +3,9 @@
 //! and the scores follow the ground truth: known-correct answers score high, known-wrong
 //! ones low, injected faults become recorded errors, never crashes.
 
-use crate::util::Home;
+use crate::util::{spawn, Home, Proc};
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
-
-/// A child process killed on drop, with the address it announced on stderr.
-struct Proc {
-    child: Child,
-    addr: String,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn spawn(mut cmd: std::process::Command) -> Proc {
-    let mut child = cmd.stderr(Stdio::piped()).stdout(Stdio::null()).spawn().expect("spawn");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(i) = line.find("http://") {
-                let addr: String = line[i + 7..].chars().take_while(|c| !c.is_whitespace() && *c != ')').collect();
-                let _ = tx.send(addr);
-            }
-        }
-    });
-    let addr = rx.recv_timeout(Duration::from_secs(30)).expect("process announced its address");
-    Proc { child, addr }
-}
 
 /// Scripted answers for every sre-basics case (the suite's own reference answers, proven
 /// to score ≥ 0.8 / ≤ 0.2 in rune-core's tests), keyed by the case's question.

@@ -84,3 +84,34 @@ pub fn file_hash(path: &Path) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(std::fs::read(path).expect("read")))
 }
+
+/// A child process killed on drop, with the address it announced on stderr.
+pub struct Proc {
+    pub child: std::process::Child,
+    pub addr: String,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `cmd` and waits (up to 30 s) for the `http://ADDR` it announces on stderr.
+pub fn spawn(mut cmd: Command) -> Proc {
+    use std::io::{BufRead, BufReader};
+    let mut child = cmd.stderr(Stdio::piped()).stdout(Stdio::null()).spawn().expect("spawn");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(i) = line.find("http://") {
+                let addr: String = line[i + 7..].chars().take_while(|c| !c.is_whitespace() && *c != ')').collect();
+                let _ = tx.send(addr);
+            }
+        }
+    });
+    let addr = rx.recv_timeout(std::time::Duration::from_secs(30)).expect("process announced its address");
+    Proc { child, addr }
+}
