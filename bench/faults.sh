@@ -21,6 +21,8 @@
 # Exit 0 when every scenario that ran passed, 1 otherwise.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 quick=0
 write=0
@@ -64,7 +66,6 @@ record() { # scenario verdict figures
   return 0
 }
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 TOKEN=faults-token-0123456789abcdef0123456789
 api() { # METHOD PATH [BODY] -> "STATUS BODY"
   local method=$1 path=$2 body=${3:-} code
@@ -208,15 +209,6 @@ scenario_kill_running() {
 }
 
 # --- postgres-restart ---------------------------------------------------------------------
-as_pg() {
-  if [ "$(id -u)" = 0 ]; then
-    local cmd
-    printf -v cmd '%q ' "$@"
-    su postgres -s /bin/sh -c "$cmd"
-  else
-    "$@"
-  fi
-}
 
 scenario_postgres_restart() {
   pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)

@@ -13,6 +13,8 @@
 # throwaway server from the Debian packages (skipped when they are missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 duration=${SOAK_DURATION:-120}
 workers=${SOAK_WORKERS:-8}
@@ -36,22 +38,12 @@ work=$(mktemp -d /tmp/rune-soak.XXXXXX)
 chmod 755 "$work"
 pids=()
 pg_data=""
-as_pg() {
-  if [ "$(id -u)" = 0 ]; then
-    local cmd
-    printf -v cmd '%q ' "$@"
-    su postgres -s /bin/sh -c "$cmd"
-  else
-    "$@"
-  fi
-}
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   if [ -n "$pg_data" ] && [ -f "$pg_data/postmaster.pid" ]; then as_pg "$pg_bin/pg_ctl" -D "$pg_data" -m immediate stop >/dev/null 2>&1 || true; fi
   rm -rf "$work"
 }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 TOKEN=soak-token-0123456789abcdef0123456789abcd
 
 started_ports=()
