@@ -407,7 +407,7 @@ pub async fn run(env: &Environment, global: &GlobalArgs, args: BenchLlmArgs) -> 
     }
     print_result(&result, args.output)?;
     if let Some(id) = job_id {
-        eprintln!("recorded as llm-load job {id} (rune jobs show {id}; rune compare {id} <other>)");
+        eprintln!("recorded as llm-load job {id} (rune jobs get {id}; rune compare {id} <other>)");
     }
     if result.steps.iter().all(|s| s.metrics.requests.succeeded == 0) {
         eprintln!("rune: no request succeeded; see the failures above");
